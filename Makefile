@@ -1,0 +1,115 @@
+# loft - build, test and demo.
+#
+#   make            build/loft and build/libloft.a
+#   make demo       fetch the models and run the main job
+#   make test       build and run every test (fetches models and Python
+#                   reference tools first when missing); ends "N passed, N failed"
+#   make asan       the same tests under AddressSanitizer + UBSan (build/asan)
+#   make fuzz       build the libFuzzer targets with clang and run each for
+#                   FUZZ_SECONDS (default 600)
+#   make format     run clang-format over the C sources
+
+CC      ?= cc
+BUILD   ?= build
+PYTHON  ?= python3
+FUZZ_SECONDS ?= 600
+
+WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
+# -ffp-contract=off: reference code rounds exactly like the reference
+# implementations; fast kernels ask for fused multiply-adds explicitly.
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g -ffp-contract=off -fno-strict-aliasing \
+               -Iinclude -Isrc $(WARN)
+CFLAGS  ?=
+SAN_FLAGS :=
+ifeq ($(SAN),1)
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+ALL_CFLAGS = $(BASE_CFLAGS) $(SAN_FLAGS) $(CFLAGS)
+LDLIBS  := -lm -lpthread
+
+# Kernel translation units that carry their own instruction-set flags.
+ISA_SRCS   := $(wildcard src/kernels/avx2.c src/kernels/avx512.c src/kernels/neon.c)
+LIB_SRCS   := $(sort $(shell find src -name '*.c'))
+TOOL_SRCS  := $(sort $(wildcard tools/loft/*.c))
+TEST_SRCS  := $(sort $(wildcard tests/unit/test_*.c))
+
+LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+TOOL_OBJS  := $(TOOL_SRCS:%.c=$(BUILD)/obj/%.o)
+TEST_BINS  := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+TEST_HARNESS := $(BUILD)/obj/tests/test.o
+
+LIB := $(BUILD)/libloft.a
+BIN := $(BUILD)/loft
+
+.PHONY: all test asan fuzz demo models pydeps clean format tests-build
+.DELETE_ON_ERROR:
+
+all: $(BIN) $(LIB)
+
+$(BUILD)/obj/src/kernels/avx2.o:   ISA_FLAGS := -mavx2 -mfma -mf16c
+$(BUILD)/obj/src/kernels/avx512.o: ISA_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16 -mavx2 -mfma -mf16c
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ISA_FLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(TOOL_OBJS) $(LIB)
+	$(CC) $(ALL_CFLAGS) -o $@ $(TOOL_OBJS) $(LIB) $(LDLIBS)
+
+$(BUILD)/obj/tests/%.o: tests/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests -MMD -MP -c $< -o $@
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TEST_HARNESS) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(TEST_HARNESS) $(LIB) $(LDLIBS)
+
+tests-build: $(TEST_BINS) $(BIN)
+
+# Real models and the Python reference tools the tests compare against.
+models:
+	@scripts/get-models
+
+pydeps:
+	@scripts/get-pydeps
+
+test: models pydeps tests-build
+	@LOFT_BIN=$(BIN) PYTHONPATH=$(CURDIR)/.pydeps/lib tests/run-tests.sh $(TEST_BINS)
+
+asan:
+	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 test
+
+# libFuzzer targets: tests/fuzz/fuzz_*.c, each linked with the library
+# sources built by clang with the fuzzer and sanitizers.
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -Iinclude -Isrc -ffp-contract=off \
+               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(filter-out $(ISA_SRCS),$(LIB_SRCS)) $(LDLIBS)
+
+fuzz: $(FUZZ_BINS)
+	@for f in $(FUZZ_BINS); do \
+	    name=$$(basename $$f); corpus=build/fuzz/corpus-$$name; mkdir -p $$corpus; \
+	    echo "== $$name for $(FUZZ_SECONDS)s"; \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
+	        $$corpus tests/fuzz/seed-$${name#fuzz_} tests/corrupt || exit 1; \
+	done
+
+demo: models all
+	@scripts/demo
+
+format:
+	clang-format -i $$(find src tools tests include -name '*.[ch]')
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,48 @@
+#include "test.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int case_failed;
+
+void test_record_failure(const char *file, int line, const char *what)
+{
+    fprintf(stderr, "    %s:%d: check failed: %s\n", file, line, what);
+    case_failed = 1;
+}
+
+int test_main(int argc, char **argv, const test_case *cases, int n_cases)
+{
+    const char *filter = argc > 1 ? argv[1] : NULL;
+    int passed = 0, failed = 0;
+    for (int i = 0; i < n_cases; i++) {
+        if (filter && !strstr(cases[i].name, filter)) continue;
+        case_failed = 0;
+        cases[i].fn();
+        fflush(stderr);
+        printf("%s %s\n", case_failed ? "FAIL" : "ok  ", cases[i].name);
+        fflush(stdout);
+        if (case_failed)
+            failed++;
+        else
+            passed++;
+    }
+    printf("RESULT %d %d\n", passed, failed);
+    return failed ? 1 : 0;
+}
+
+const char *test_model_path(const char *file_name)
+{
+    static char buf[4096];
+    const char *dir = getenv("LOFT_MODELS");
+    snprintf(buf, sizeof buf, "%s/%s", dir && *dir ? dir : "models", file_name);
+    return buf;
+}
+
+const char *test_data_path(const char *rel)
+{
+    static char buf[4096];
+    const char *dir = getenv("LOFT_TESTS");
+    snprintf(buf, sizeof buf, "%s/%s", dir && *dir ? dir : "tests", rel);
+    return buf;
+}

@@ -1,0 +1,50 @@
+/*
+ * test.h - a tiny test harness. A test binary lists its cases in a table and
+ * calls test_main; each case runs, failed CHECKs are printed with file and
+ * line, and the binary ends with "RESULT <passed> <failed>" and exits
+ * non-zero if any case failed. tests/run-tests.sh sums the RESULT lines.
+ */
+#ifndef LOFT_TEST_H
+#define LOFT_TEST_H
+
+#include <stdio.h>
+
+typedef struct test_case {
+    const char *name;
+    void (*fn)(void);
+} test_case;
+
+/* Records a failed check in the running case (used by the macros). */
+void test_record_failure(const char *file, int line, const char *what);
+
+/* Runs the cases whose name contains argv[1] (all without an argument). */
+int test_main(int argc, char **argv, const test_case *cases, int n_cases);
+
+/* Path of a model under $LOFT_MODELS (default "models"), in a static buffer. */
+const char *test_model_path(const char *file_name);
+
+/* Path under the source tree's tests/ directory, in a static buffer. */
+const char *test_data_path(const char *rel);
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            test_record_failure(__FILE__, __LINE__, #cond);                                        \
+            return;                                                                                \
+        }                                                                                          \
+    } while (0)
+
+/* Like CHECK, with a printf-style explanation. */
+#define CHECKF(cond, ...)                                                                          \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            char test_msg_[512];                                                                   \
+            snprintf(test_msg_, sizeof test_msg_, __VA_ARGS__);                                    \
+            test_record_failure(__FILE__, __LINE__, test_msg_);                                    \
+            return;                                                                                \
+        }                                                                                          \
+    } while (0)
+
+#define TEST_COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+#endif

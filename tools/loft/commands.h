@@ -1,0 +1,12 @@
+/*
+ * commands.h - the subcommands of the loft program. Each takes the
+ * arguments after its name (argv[0] is the subcommand name) and returns the
+ * process exit status: 0 on success, 1 on a runtime failure, 2 on a usage
+ * error. Errors are printed to stderr as one line "loft <cmd>: <message>".
+ */
+#ifndef LOFT_TOOL_COMMANDS_H
+#define LOFT_TOOL_COMMANDS_H
+
+int cmd_info(int argc, char **argv);
+
+#endif
