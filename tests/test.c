@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 static int case_failed;
 
@@ -45,4 +46,43 @@ const char *test_data_path(const char *rel)
     const char *dir = getenv("LOFT_TESTS");
     snprintf(buf, sizeof buf, "%s/%s", dir && *dir ? dir : "tests", rel);
     return buf;
+}
+
+const char *test_loft_bin(void)
+{
+    const char *bin = getenv("LOFT_BIN");
+    return bin && *bin ? bin : "build/loft";
+}
+
+int test_run(const char *cmd, char **out)
+{
+    *out = NULL;
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t len = 0, cap = 4096;
+    char *buf = malloc(cap);
+    if (!buf) {
+        pclose(p);
+        return -1;
+    }
+    size_t got;
+    while ((got = fread(buf + len, 1, cap - len - 1, p)) > 0) {
+        len += got;
+        if (cap - len - 1 == 0) {
+            char *bigger = realloc(buf, cap * 2);
+            if (!bigger) {
+                free(buf);
+                pclose(p);
+                return -1;
+            }
+            buf = bigger;
+            cap *= 2;
+        }
+    }
+    buf[len] = '\0';
+    *out = buf;
+    int status = pclose(p);
+    if (status == -1) return -1;
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    return WEXITSTATUS(status);
 }

@@ -26,6 +26,15 @@ const char *test_model_path(const char *file_name);
 /* Path under the source tree's tests/ directory, in a static buffer. */
 const char *test_data_path(const char *rel);
 
+/* Path of the built loft program: $LOFT_BIN, default "build/loft". */
+const char *test_loft_bin(void);
+
+/* Runs cmd through /bin/sh and stores its stdout in *out (malloc'd, NUL-
+ * terminated; the caller frees). Returns the exit status, 128+N when the
+ * command died of signal N, or -1 when it could not be run. Redirect
+ * stderr in cmd ("2>&1" or "2>FILE") to capture it. */
+int test_run(const char *cmd, char **out);
+
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
@@ -38,7 +47,7 @@ const char *test_data_path(const char *rel);
 #define CHECKF(cond, ...)                                                                          \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            char test_msg_[512];                                                                   \
+            char test_msg_[2048];                                                                   \
             snprintf(test_msg_, sizeof test_msg_, __VA_ARGS__);                                    \
             test_record_failure(__FILE__, __LINE__, test_msg_);                                    \
             return;                                                                                \

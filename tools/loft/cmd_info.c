@@ -44,6 +44,21 @@ static const hparam_key hparam_keys[] = {
     {"expert_used_count", "experts used", "n_expert_used"},
 };
 
+/* llama.cpp's names for general.file_type (the mix a quantizer produced). */
+static const char *file_type_name(uint64_t ftype)
+{
+    static const struct {
+        uint64_t id;
+        const char *name;
+    } names[] = {{0, "F32"},     {1, "F16"},     {2, "Q4_0"},    {3, "Q4_1"},    {7, "Q8_0"},
+                 {8, "Q5_0"},    {9, "Q5_1"},    {10, "Q2_K"},   {11, "Q3_K_S"}, {12, "Q3_K_M"},
+                 {13, "Q3_K_L"}, {14, "Q4_K_S"}, {15, "Q4_K_M"}, {16, "Q5_K_S"}, {17, "Q5_K_M"},
+                 {18, "Q6_K"},   {32, "BF16"}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (names[i].id == ftype) return names[i].name;
+    return "unknown";
+}
+
 /* Formats a scalar or short array value into buf (arrays as "[a, b, ...]"). */
 static void format_value(const gguf_value *v, char *buf, size_t cap)
 {
@@ -57,8 +72,8 @@ static void format_value(const gguf_value *v, char *buf, size_t cap)
     case GGUF_TYPE_INT16:
     case GGUF_TYPE_INT32:
     case GGUF_TYPE_INT64: snprintf(buf, cap, "%" PRId64, v->v.i64); break;
-    case GGUF_TYPE_FLOAT32:
-    case GGUF_TYPE_FLOAT64: snprintf(buf, cap, "%g", v->v.f64); break;
+    case GGUF_TYPE_FLOAT32: snprintf(buf, cap, "%.7g", v->v.f64); break;
+    case GGUF_TYPE_FLOAT64: snprintf(buf, cap, "%.15g", v->v.f64); break;
     case GGUF_TYPE_STRING:
         snprintf(buf, cap, "%.*s", (int)(v->v.str.len > 200 ? 200 : v->v.str.len), v->v.str.data);
         break;
@@ -189,7 +204,7 @@ static void print_text(const gguf_file *g, const char *arch, bool show_tensors)
     if (gguf_get_str(g, "general.name", &s)) printf("name          %.*s\n", (int)s.len, s.data);
     uint64_t ftype;
     if (gguf_get_uint(g, "general.file_type", &ftype))
-        printf("file type     %" PRIu64 "\n", ftype);
+        printf("file type     %s (%" PRIu64 ")\n", file_type_name(ftype), ftype);
 
     printf("\nhyperparameters\n");
     for (size_t i = 0; i < sizeof hparam_keys / sizeof hparam_keys[0]; i++) {
