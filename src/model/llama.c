@@ -1,0 +1,72 @@
+/*
+ * llama.c - the llama architecture (Llama 1-3, SmolLM, Mistral without
+ * sliding window, ...).
+ *
+ * Block: x += wo(attn(rope(wq xn), rope(wk xn), wv xn)) with xn = rmsnorm(x),
+ *        x += down(silu(gate xn) * up xn) with xn = rmsnorm(x).
+ * Rope is the NORM style (adjacent pairs): llama.cpp's converter permutes
+ * the q/k rows of Hugging Face checkpoints so that this pairing is right.
+ * Llama-3 rope scaling comes as rope_freqs.weight (see model.c).
+ */
+#include <stddef.h>
+
+#include "model/model_impl.h"
+
+static void llama_forward(loft_model *m, kv_cache *kv, const int32_t *tokens, int32_t T,
+                          int32_t pos0, float *logits, bool all_logits)
+{
+    const model_hparams *hp = &m->hp;
+    model_scratch *s = &m->s;
+    const int64_t C = hp->n_embd, F = hp->n_ff;
+    const int64_t qd = (int64_t)hp->n_head * hp->head_dim;
+    const int64_t kd = (int64_t)hp->n_head_kv * hp->head_dim;
+    const int64_t vd = (int64_t)hp->n_head_kv * hp->head_dim_v;
+    const rope_params rp = {
+        .n_rot = hp->n_rot,
+        .neox = false,
+        .freq_base = hp->rope_freq_base,
+        .freq_scale = hp->rope_freq_scale,
+        .freq_factors = weight_f32(&m->rope_freqs),
+    };
+
+    for (int32_t t = 0; t < T; t++)
+        embedding_lookup(s->x + (size_t)t * (size_t)C, &m->tok_embd, tokens[t], hp->embd_scale);
+
+    for (int32_t il = 0; il < hp->n_layer; il++) {
+        const model_layer *L = &m->layers[il];
+
+        /* attention */
+        rmsnorm_forward(s->xn, s->x, weight_f32(&L->attn_norm), T, C, hp->norm_eps);
+        matmul_qw(s->q, s->xn, &L->wq, T, s->row);
+        matmul_qw(s->k, s->xn, &L->wk, T, s->row);
+        matmul_qw(s->v, s->xn, &L->wv, T, s->row);
+        if (L->bq.data) add_bias(s->q, weight_f32(&L->bq), T, qd);
+        if (L->bk.data) add_bias(s->k, weight_f32(&L->bk), T, kd);
+        if (L->bv.data) add_bias(s->v, weight_f32(&L->bv), T, vd);
+        for (int32_t t = 0; t < T; t++) {
+            rope_cache(s->rope, pos0 + t, &rp);
+            rope_apply(s->q + (size_t)t * (size_t)qd, hp->n_head, hp->head_dim, s->rope, &rp);
+            rope_apply(s->k + (size_t)t * (size_t)kd, hp->n_head_kv, hp->head_dim, s->rope, &rp);
+        }
+        model_attention(m, kv, il, T, pos0);
+        matmul_qw(s->proj, s->att, &L->wo, T, s->row);
+        if (L->bo.data) add_bias(s->proj, weight_f32(&L->bo), T, C);
+        model_add_rows(s->x, s->proj, (int64_t)T * C);
+
+        /* feed-forward */
+        rmsnorm_forward(s->xn, s->x, weight_f32(&L->ffn_norm), T, C, hp->norm_eps);
+        matmul_qw(s->gate, s->xn, &L->ffn_gate, T, s->row);
+        matmul_qw(s->up, s->xn, &L->ffn_up, T, s->row);
+        swiglu_forward(s->gate, s->gate, s->up, T, F);
+        matmul_qw(s->proj, s->gate, &L->ffn_down, T, s->row);
+        model_add_rows(s->x, s->proj, (int64_t)T * C);
+    }
+    if (logits) model_output_logits(m, s->x, T, logits, all_logits);
+}
+
+loft_code llama_load(loft_model *m, loft_status *st)
+{
+    (void)st;
+    m->forward = llama_forward;
+    return LOFT_OK;
+}

@@ -1,0 +1,114 @@
+/*
+ * model_impl.h - the inside of a loft_model, shared by model.c and the
+ * architecture files (llama.c, qwen.c, gemma3.c). Not for other modules:
+ * they use model.h.
+ */
+#ifndef LOFT_MODEL_IMPL_H
+#define LOFT_MODEL_IMPL_H
+
+#include "infer/kv.h"
+#include "model/layers.h"
+#include "model/model.h"
+
+/* The tensors of one block; absent optional ones have data == NULL. */
+typedef struct model_layer {
+    model_weight attn_norm;      /* (C) */
+    model_weight wq, wk, wv, wo; /* (n_head*hd, C), (n_kv*hd, C), (n_kv*hdv, C), (C, n_head*hdv) */
+    model_weight bq, bk, bv, bo; /* biases, optional (qwen2 has q/k/v) */
+    model_weight q_norm, k_norm; /* (hd), per-head RMSNorm (qwen3, gemma3) */
+    model_weight attn_post_norm; /* (C), gemma3 */
+    model_weight ffn_norm;       /* (C) */
+    model_weight ffn_gate, ffn_up; /* (n_ff, C) */
+    model_weight ffn_down;         /* (C, n_ff) */
+    model_weight ffn_post_norm;    /* (C), gemma3 */
+} model_layer;
+
+/* Forward scratch, sized for MODEL_CHUNK tokens and grown for the largest
+ * cache seen; allocated once, reused by every call. */
+#define MODEL_CHUNK 32
+
+typedef struct model_scratch {
+    float *x;      /* (CHUNK, C) residual stream */
+    float *xn;     /* (CHUNK, C) normalized input of a sub-block */
+    float *q;      /* (CHUNK, n_head*hd) */
+    float *k;      /* (CHUNK, n_kv*hd) */
+    float *v;      /* (CHUNK, n_kv*hdv) */
+    float *att;    /* (CHUNK, n_head*hdv) */
+    float *proj;   /* (CHUNK, C) output of wo / ffn_down */
+    float *gate;   /* (CHUNK, n_ff) */
+    float *up;     /* (CHUNK, n_ff) */
+    float *row;    /* max input width: one dequantized weight row */
+    float *rope;   /* n_rot floats: one position's cos/sin */
+    float *scores; /* n_scores floats */
+    int32_t n_scores;
+} model_scratch;
+
+/* Forward of one architecture: tokens[0..T) (T <= MODEL_CHUNK, ids already
+ * checked) at positions pos0.. with their kv rows stored in kv (pos0 + T <=
+ * size; the caller then moves `used`). When logits is not NULL it receives
+ * (T, n_vocab) when all_logits, else the last token's n_vocab. */
+typedef void (*model_forward_fn)(loft_model *m, kv_cache *kv, const int32_t *tokens, int32_t T,
+                                 int32_t pos0, float *logits, bool all_logits);
+
+struct loft_model {
+    gguf_file *gguf;
+    model_hparams hp;
+    model_weight tok_embd; /* (n_vocab, C) */
+    model_weight output_norm;
+    model_weight output;   /* (n_vocab, C); token_embd when tied */
+    model_weight rope_freqs; /* (n_rot/2) F32 divisors, optional */
+    model_layer *layers;
+    bool *layer_swa;       /* n_layer flags */
+    model_scratch s;
+    model_forward_fn forward;
+};
+
+/* Looks up `name` and checks it: n_dims and ne must match (ne1 ignored for
+ * 1-D), and the type must be dequantizable (F32 only when f32_only). When
+ * the tensor is absent, fails unless optional (then w->data is NULL). */
+loft_code model_weight_get(loft_model *m, model_weight *w, const char *name, int64_t ne0,
+                           int64_t ne1, bool is_2d, bool optional, bool f32_only, loft_status *st);
+
+/* The same for tensor "blk.<il>.<suffix>.weight" (or ".bias" when bias). */
+loft_code model_layer_weight_get(loft_model *m, model_weight *w, int32_t il, const char *suffix,
+                                 bool bias, int64_t ne0, int64_t ne1, bool is_2d, bool optional,
+                                 bool f32_only, loft_status *st);
+
+/* Key "<arch>.<suffix>" read as an integer / float; missing -> LOFT_ERR_FORMAT
+ * unless optional (then *out is unchanged and LOFT_OK). */
+loft_code model_key_int(const loft_model *m, const char *suffix, bool optional, int32_t *out,
+                        loft_status *st);
+loft_code model_key_float(const loft_model *m, const char *suffix, bool optional, float *out,
+                          loft_status *st);
+
+/* Reads the hyperparameters common to the transformer architectures into
+ * m->hp (block_count, embedding_length, feed_forward_length, head counts,
+ * key/value lengths, context length, rope, norm epsilon, vocabulary size
+ * from token_embd) and loads token_embd, output_norm, output (tied when
+ * absent) and rope_freqs. */
+loft_code model_load_common(loft_model *m, loft_status *st);
+
+/* Loads the tensors the layers of every architecture have: attn_norm,
+ * attn_q/k/v/output (and optional biases), ffn_norm, ffn_gate/up/down. */
+loft_code model_load_common_layers(loft_model *m, loft_status *st);
+
+/* The output stage shared by the architectures: x: (T, C) -> output_norm ->
+ * output matmul -> final softcap, for the rows asked (see model_forward_fn). */
+void model_output_logits(loft_model *m, float *x, int32_t T, float *logits, bool all_logits);
+
+/* Runs the attention of the chunk: q: (T, n_head*hd), k: (T, n_kv*hd) and
+ * v: (T, n_kv*hdv) for positions pos0.. are already projected (roped and
+ * normed as the architecture wants); stores k/v in kv for layer il and
+ * writes att: (T, n_head*hdv). */
+void model_attention(loft_model *m, kv_cache *kv, int32_t il, int32_t T, int32_t pos0);
+
+/* x: (n) += y: (n). */
+void model_add_rows(float *x, const float *y, int64_t n);
+
+/* Per-architecture entry points (llama.c, qwen.c, gemma3.c): read the
+ * architecture's own keys and tensors, set m->forward. */
+loft_code llama_load(loft_model *m, loft_status *st);
+loft_code qwen_load(loft_model *m, loft_status *st);
+loft_code gemma3_load(loft_model *m, loft_status *st);
+
+#endif
