@@ -15,7 +15,8 @@ static uint64_t splitmix64(uint64_t *x)
 void loft_rng_seed(loft_rng *r, uint64_t seed)
 {
     uint64_t x = seed;
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
+    for (int i = 0; i < 4; i++)
+        r->s[i] = splitmix64(&x);
 }
 
 uint64_t loft_rng_time_seed(void)
@@ -27,7 +28,10 @@ uint64_t loft_rng_time_seed(void)
     return splitmix64(&x);
 }
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
 
 uint64_t loft_rng_next(loft_rng *r)
 {
@@ -43,14 +47,18 @@ uint64_t loft_rng_next(loft_rng *r)
     return result;
 }
 
-double loft_rng_uniform(loft_rng *r) { return (double)(loft_rng_next(r) >> 11) * 0x1.0p-53; }
+double loft_rng_uniform(loft_rng *r)
+{
+    return (double)(loft_rng_next(r) >> 11) * 0x1.0p-53;
+}
 
 uint64_t loft_rng_below(loft_rng *r, uint64_t n)
 {
     /* Reject the top partial range so every residue is equally likely. */
     uint64_t limit = UINT64_MAX - UINT64_MAX % n;
     uint64_t x;
-    do x = loft_rng_next(r);
+    do
+        x = loft_rng_next(r);
     while (x >= limit);
     return x % n;
 }
