@@ -1,0 +1,554 @@
+/*
+ * trainer.c - forward with saved activations, masked cross-entropy and the
+ * LoRA-only backward of the llama-family block (see trainer.h):
+ *
+ *   xn1 = rmsnorm(x_in)            q,k,v = rope(Wq xn1), rope(Wk xn1), Wv xn1
+ *   att = softmax(q k^T) v         x_mid = x_in + Wo att
+ *   xn2 = rmsnorm(x_mid)           h = silu(Wg xn2) * (Wu xn2)
+ *   x_out = x_mid + Wd h           (each W x also gets + scale * B A x)
+ *
+ * It reads the model's internals (model_impl.h) for the weight views.
+ */
+#include "train/trainer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/status.h"
+#include "base/threadpool.h"
+#include "kernels/kernels.h"
+#include "model/layers_backward.h"
+#include "model/model_impl.h"
+
+/* Saved activations of one block for a sequence of up to max_tokens. */
+typedef struct layer_acts {
+    float *x_in, *inv1, *xn1, *q, *k, *v, *probs, *att;
+    float *x_mid, *inv2, *xn2, *gate, *up, *h;
+    float *u[LORA_OUTPUT]; /* LoRA intermediates (T, r) per kind */
+} layer_acts;
+
+struct trainer {
+    loft_model *m;
+    lora_set *lora;
+    trainer_config cfg;
+    threadpool *pool;
+    const loft_kernels *kt;
+    int64_t C, F, qd, kd, vd, V;
+    float *arena; /* all saved activations */
+    layer_acts *acts;
+    /* final stage */
+    float *x_fin, *inv_f, *xn_f, *xn_sel, *logits, *u_out;
+    int32_t *sel; /* rows with a target */
+    /* backward scratch */
+    float *dx, *dxn, *dq, *dk, *dv, *datt, *dgate, *dup, *dh, *du, *dsel, *att_scr;
+    float *rope_cs;
+    float *row_bufs; /* n_threads * 16 * max_in floats */
+    void *xq;        /* kernels_matmul activation scratch */
+    size_t xq_bytes;
+    int64_t max_in;
+};
+
+void trainer_lora_dims(const loft_model *m, lora_dims *d)
+{
+    const model_hparams *hp = model_get_hparams(m);
+    const int64_t C = hp->n_embd, F = hp->n_ff;
+    memset(d, 0, sizeof *d);
+    d->n_layer = hp->n_layer;
+    const int64_t qd = (int64_t)hp->n_head * hp->head_dim;
+    const int64_t kd = (int64_t)hp->n_head_kv * hp->head_dim;
+    const int64_t vd = (int64_t)hp->n_head_kv * hp->head_dim_v;
+    const int64_t ad = (int64_t)hp->n_head * hp->head_dim_v;
+    const int64_t in[LORA_KIND_COUNT] = {C, C, C, ad, C, C, F, C};
+    const int64_t out[LORA_KIND_COUNT] = {qd, kd, vd, C, F, F, C, hp->n_vocab};
+    memcpy(d->n_in, in, sizeof in);
+    memcpy(d->n_out, out, sizeof out);
+}
+
+/* ---- frozen products --------------------------------------------------- */
+
+typedef struct mm_job {
+    float *y;
+    const float *x;
+    const model_weight *w;
+    int64_t T;
+    float *dx;
+    const float *dy;
+    float *row_bufs;
+    int64_t max_in;
+} mm_job;
+
+/* y rows of w split over threads; each row dequantized once, dotted with
+ * every token in F32. */
+static void exact_fwd_worker(void *p, int ith, int nth)
+{
+    mm_job *j = p;
+    const model_weight *w = j->w;
+    const int64_t per = (w->n_out + nth - 1) / nth;
+    const int64_t r0 = per * ith, r1 = r0 + per < w->n_out ? r0 + per : w->n_out;
+    float *buf = j->row_bufs + (size_t)ith * 16u * (size_t)j->max_in;
+    const uint8_t *base = w->data;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *row;
+        if (w->type == LOFT_TYPE_F32) {
+            row = (const float *)(base + (size_t)r * w->row_bytes);
+        } else {
+            loft_dequantize_row(w->type, base + (size_t)r * w->row_bytes, buf, w->n_in);
+            row = buf;
+        }
+        for (int64_t t = 0; t < j->T; t++)
+            j->y[t * w->n_out + r] = dot_f32(row, j->x + t * w->n_in, w->n_in);
+    }
+}
+
+static void bwd_worker(void *p, int ith, int nth)
+{
+    mm_job *j = p;
+    const int64_t per = (j->T + nth - 1) / nth;
+    const int64_t t0 = per * ith, t1 = t0 + per < j->T ? t0 + per : j->T;
+    if (t0 >= t1) return;
+    matmul_qw_backward_x(j->dx, j->dy, j->w, j->T, t0, t1,
+                         j->row_bufs + (size_t)ith * 16u * (size_t)j->max_in);
+}
+
+/* y: (T, n_out) = x W^T, then + lora when the module is adapted (u saved). */
+static void proj_forward(trainer *tr, float *y, const float *x, const model_weight *w, int64_t T,
+                         const lora_module *lm, float *u)
+{
+    if (tr->cfg.exact_matmul || w->type == LOFT_TYPE_F32) {
+        mm_job j = {.y = y, .x = x, .w = w, .T = T, .row_bufs = tr->row_bufs, .max_in = tr->max_in};
+        threadpool_run(tr->pool, exact_fwd_worker, &j);
+    } else {
+        const kernels_weight kw = {w->data, w->type, w->n_in, w->n_out, w->row_bytes};
+        loft_status st;
+        /* The type and the scratch were checked at trainer_init. */
+        (void)kernels_matmul(tr->kt, tr->pool, y, x, T, &kw, tr->xq, tr->xq_bytes, &st);
+    }
+    if (lm) lora_forward(y, u, x, lm, tr->lora->rank, tr->lora->scale, T);
+}
+
+/* dx += dy W (+ the LoRA path, whose A/B grads are accumulated too). */
+static void proj_backward(trainer *tr, float *dx, const float *dy, const float *x,
+                          const model_weight *w, int64_t T, const lora_module *lm, const float *u)
+{
+    mm_job j = {.dx = dx, .dy = dy, .w = w, .T = T, .row_bufs = tr->row_bufs, .max_in = tr->max_in};
+    threadpool_run(tr->pool, bwd_worker, &j);
+    if (lm) lora_backward(dx, dy, x, u, lm, tr->lora->rank, tr->lora->scale, T, tr->du);
+}
+
+/* ---- setup ------------------------------------------------------------- */
+
+static bool add_size(size_t *total, size_t a, size_t b)
+{
+    if (a != 0 && b > (SIZE_MAX / sizeof(float)) / a) return false;
+    if (a * b > (SIZE_MAX / sizeof(float)) - *total) return false;
+    *total += a * b;
+    return true;
+}
+
+static float *take(float **cur, size_t n)
+{
+    float *p = *cur;
+    *cur += n;
+    return p;
+}
+
+void trainer_free(trainer *tr)
+{
+    if (!tr) return;
+    threadpool_free(tr->pool);
+    free(tr->arena);
+    free(tr->acts);
+    free(tr->sel);
+    free(tr->xq);
+    free(tr);
+}
+
+static loft_code check_type(const trainer *tr, const model_weight *w, const char *what,
+                            loft_status *st)
+{
+    const loft_type_traits *tt = loft_type_get(w->type);
+    if (!tt || !tt->can_dequantize)
+        return loft_fail(st, LOFT_ERR_UNSUPPORTED, "trainer: %s has type %u without a dequantizer",
+                         what, w->type);
+    if (!tr->cfg.exact_matmul && w->type != LOFT_TYPE_F32 &&
+        kernels_x_format(w->type) == KERNELS_X_NONE)
+        return loft_fail(st, LOFT_ERR_UNSUPPORTED, "trainer: %s has type %s without a kernel", what,
+                         tt->name);
+    return LOFT_OK;
+}
+
+loft_code trainer_init(trainer **out, loft_model *m, lora_set *lora, const trainer_config *cfg,
+                       loft_status *st)
+{
+    *out = NULL;
+    const model_hparams *hp = model_get_hparams(m);
+    if (hp->arch != MODEL_ARCH_LLAMA && hp->arch != MODEL_ARCH_QWEN2)
+        return loft_fail(st, LOFT_ERR_UNSUPPORTED,
+                         "fine-tuning supports the llama and qwen2 architectures, not %s",
+                         hp->arch_name);
+    if (hp->attn_softcap > 0.0f || hp->final_softcap > 0.0f)
+        return loft_fail(st, LOFT_ERR_UNSUPPORTED,
+                         "fine-tuning: softcapped models are not supported");
+    if (cfg->max_tokens < 2 || cfg->n_threads < 1)
+        return loft_fail(st, LOFT_ERR_ARG, "trainer: max_tokens %d / threads %d out of range",
+                         cfg->max_tokens, cfg->n_threads);
+    trainer *tr = calloc(1, sizeof *tr);
+    if (!tr) return loft_fail(st, LOFT_ERR_NOMEM, "trainer: out of memory");
+    tr->m = m;
+    tr->lora = lora;
+    tr->cfg = *cfg;
+    tr->kt = kernels_get();
+    tr->C = hp->n_embd;
+    tr->F = hp->n_ff;
+    tr->qd = (int64_t)hp->n_head * hp->head_dim;
+    tr->kd = (int64_t)hp->n_head_kv * hp->head_dim;
+    tr->vd = (int64_t)hp->n_head_kv * hp->head_dim_v;
+    tr->V = hp->n_vocab;
+    if ((int64_t)hp->n_head * hp->head_dim_v != tr->qd) {
+        free(tr);
+        return loft_fail(st, LOFT_ERR_UNSUPPORTED, "trainer: head_dim_v != head_dim");
+    }
+    loft_code c = threadpool_init(&tr->pool, cfg->n_threads, st);
+    if (c != LOFT_OK) goto fail;
+
+    const size_t T = (size_t)cfg->max_tokens, C = (size_t)tr->C, F = (size_t)tr->F;
+    const size_t qd = (size_t)tr->qd, kd = (size_t)tr->kd, vd = (size_t)tr->vd;
+    const size_t r = lora ? (size_t)lora->rank : 0, H = (size_t)hp->n_head, V = (size_t)tr->V;
+    size_t per_layer = 0, total = 0;
+    bool ok = add_size(&per_layer, T, 4 * C + 2 + 2 * qd + kd + vd + 3 * F + LORA_OUTPUT * r) &&
+              add_size(&per_layer, H * T, T);
+    ok = ok && add_size(&total, per_layer, (size_t)hp->n_layer);
+    /* final stage + backward scratch */
+    ok = ok && add_size(&total, T, 4 * C + 1 + r) && add_size(&total, T, V) &&
+         add_size(&total, T, 3 * C + 2 * qd + kd + vd + 3 * F + r + 1) &&
+         add_size(&total, 1, (size_t)hp->n_rot + 2);
+    tr->max_in = tr->F > tr->C ? tr->F : tr->C;
+    if (tr->qd > tr->max_in) tr->max_in = tr->qd;
+    ok = ok && add_size(&total, (size_t)cfg->n_threads * 16u, (size_t)tr->max_in);
+    if (!ok) {
+        c = loft_fail(st, LOFT_ERR_NOMEM, "trainer: activation size overflows for %zu tokens", T);
+        goto fail;
+    }
+    tr->arena = malloc(total * sizeof(float));
+    tr->acts = calloc((size_t)hp->n_layer, sizeof *tr->acts);
+    tr->sel = malloc(T * sizeof *tr->sel);
+    if (!tr->arena || !tr->acts || !tr->sel) {
+        c = loft_fail(st, LOFT_ERR_NOMEM, "trainer: out of memory for %zu floats of activations",
+                      total);
+        goto fail;
+    }
+    float *cur = tr->arena;
+    for (int32_t il = 0; il < hp->n_layer; il++) {
+        layer_acts *a = &tr->acts[il];
+        a->x_in = take(&cur, T * C);
+        a->inv1 = take(&cur, T);
+        a->xn1 = take(&cur, T * C);
+        a->q = take(&cur, T * qd);
+        a->k = take(&cur, T * kd);
+        a->v = take(&cur, T * vd);
+        a->att = take(&cur, T * qd);
+        a->x_mid = take(&cur, T * C);
+        a->inv2 = take(&cur, T);
+        a->xn2 = take(&cur, T * C);
+        a->gate = take(&cur, T * F);
+        a->up = take(&cur, T * F);
+        a->h = take(&cur, T * F);
+        for (int k = 0; k < LORA_OUTPUT; k++)
+            a->u[k] = take(&cur, T * r);
+        a->probs = take(&cur, H * T * T);
+    }
+    tr->x_fin = take(&cur, T * C);
+    tr->inv_f = take(&cur, T);
+    tr->xn_f = take(&cur, T * C);
+    tr->xn_sel = take(&cur, T * C);
+    tr->u_out = take(&cur, T * r);
+    tr->dsel = take(&cur, T * C);
+    tr->logits = take(&cur, T * V);
+    tr->dx = take(&cur, T * C);
+    tr->dxn = take(&cur, T * C);
+    tr->dq = take(&cur, T * qd);
+    tr->dk = take(&cur, T * kd);
+    tr->dv = take(&cur, T * vd);
+    tr->datt = take(&cur, T * qd);
+    tr->dgate = take(&cur, T * F);
+    tr->dup = take(&cur, T * F);
+    tr->dh = take(&cur, T * F);
+    tr->du = take(&cur, T * r);
+    tr->att_scr = take(&cur, T);
+    tr->rope_cs = take(&cur, (size_t)hp->n_rot + 2);
+    tr->row_bufs = take(&cur, (size_t)cfg->n_threads * 16u * (size_t)tr->max_in);
+
+    /* Every frozen matrix must be readable; size the 8-bit activation
+     * scratch for the widest. */
+    char what[64];
+    for (int32_t il = 0; il < hp->n_layer; il++) {
+        const model_layer *L = &m->layers[il];
+        const model_weight *ws[7] = {&L->wq,       &L->wk,     &L->wv,      &L->wo,
+                                     &L->ffn_gate, &L->ffn_up, &L->ffn_down};
+        for (int i = 0; i < 7; i++) {
+            snprintf(what, sizeof what, "blk.%d.%s", il, lora_kind_tensor_name((lora_kind)i));
+            if ((c = check_type(tr, ws[i], what, st)) != LOFT_OK) goto fail;
+            size_t b = kernels_x_row_size(ws[i]->type, ws[i]->n_in);
+            if (b > tr->xq_bytes) tr->xq_bytes = b;
+        }
+    }
+    if ((c = check_type(tr, &m->output, "output", st)) != LOFT_OK) goto fail;
+    size_t b = kernels_x_row_size(m->output.type, m->output.n_in);
+    if (b > tr->xq_bytes) tr->xq_bytes = b;
+    if (tr->xq_bytes > SIZE_MAX / T) {
+        c = loft_fail(st, LOFT_ERR_NOMEM, "trainer: scratch size overflows");
+        goto fail;
+    }
+    tr->xq_bytes *= T;
+    tr->xq = malloc(tr->xq_bytes ? tr->xq_bytes : 1);
+    if (!tr->xq) {
+        c = loft_fail(st, LOFT_ERR_NOMEM, "trainer: out of memory");
+        goto fail;
+    }
+    *out = tr;
+    return LOFT_OK;
+fail:
+    trainer_free(tr);
+    return c;
+}
+
+/* ---- the pass ---------------------------------------------------------- */
+
+static loft_code sequence_impl(trainer *tr, const int32_t *tokens, const uint8_t *mask, int32_t T,
+                               bool backward, float grad_weight, double *loss_sum,
+                               int32_t *n_targets, float *logits_out, loft_status *st);
+
+loft_code trainer_sequence(trainer *tr, const int32_t *tokens, const uint8_t *mask, int32_t T,
+                           bool backward, float grad_weight, double *loss_sum, int32_t *n_targets,
+                           loft_status *st)
+{
+    return sequence_impl(tr, tokens, mask, T, backward, grad_weight, loss_sum, n_targets, NULL, st);
+}
+
+/* Forward up to the logits of the last target row, copied to logits. */
+static loft_code trainer_sequence_rows(trainer *tr, const int32_t *tokens, const uint8_t *mask,
+                                       int32_t T, float *logits, double *l, int32_t *n,
+                                       loft_status *st)
+{
+    return sequence_impl(tr, tokens, mask, T, false, 0.0f, l, n, logits, st);
+}
+
+static const lora_module *mod(const trainer *tr, int32_t il, lora_kind k)
+{
+    return tr->lora ? lora_set_find(tr->lora, il, k) : NULL;
+}
+
+static void rope_all(trainer *tr, float *q, float *k, int32_t T, const rope_params *rp,
+                     bool inverse)
+{
+    const model_hparams *hp = &tr->m->hp;
+    for (int32_t t = 0; t < T; t++) {
+        rope_cache(tr->rope_cs, t, rp);
+        float *qt = q + (size_t)t * (size_t)tr->qd, *kt = k + (size_t)t * (size_t)tr->kd;
+        if (inverse) {
+            rope_backward(qt, hp->n_head, hp->head_dim, tr->rope_cs, rp);
+            rope_backward(kt, hp->n_head_kv, hp->head_dim, tr->rope_cs, rp);
+        } else {
+            rope_apply(qt, hp->n_head, hp->head_dim, tr->rope_cs, rp);
+            rope_apply(kt, hp->n_head_kv, hp->head_dim, tr->rope_cs, rp);
+        }
+    }
+}
+
+static void layer_forward(trainer *tr, int32_t il, float *x, int32_t T, const rope_params *rp,
+                          const attn_shape *as)
+{
+    const model_hparams *hp = &tr->m->hp;
+    const model_layer *L = &tr->m->layers[il];
+    layer_acts *a = &tr->acts[il];
+    const int64_t C = tr->C, F = tr->F;
+    memcpy(a->x_in, x, (size_t)T * (size_t)C * sizeof *x);
+    rmsnorm_forward_save(a->xn1, a->inv1, x, weight_f32(&L->attn_norm), T, C, hp->norm_eps);
+    proj_forward(tr, a->q, a->xn1, &L->wq, T, mod(tr, il, LORA_ATTN_Q), a->u[LORA_ATTN_Q]);
+    proj_forward(tr, a->k, a->xn1, &L->wk, T, mod(tr, il, LORA_ATTN_K), a->u[LORA_ATTN_K]);
+    proj_forward(tr, a->v, a->xn1, &L->wv, T, mod(tr, il, LORA_ATTN_V), a->u[LORA_ATTN_V]);
+    if (L->bq.data) add_bias(a->q, weight_f32(&L->bq), T, tr->qd);
+    if (L->bk.data) add_bias(a->k, weight_f32(&L->bk), T, tr->kd);
+    if (L->bv.data) add_bias(a->v, weight_f32(&L->bv), T, tr->vd);
+    rope_all(tr, a->q, a->k, T, rp, false);
+    attention_seq_forward(a->att, a->probs, a->q, a->k, a->v, T, as);
+    float *proj = tr->dsel; /* free during the forward */
+    proj_forward(tr, proj, a->att, &L->wo, T, mod(tr, il, LORA_ATTN_O), a->u[LORA_ATTN_O]);
+    if (L->bo.data) add_bias(proj, weight_f32(&L->bo), T, C);
+    for (int64_t i = 0; i < (int64_t)T * C; i++)
+        x[i] += proj[i];
+    memcpy(a->x_mid, x, (size_t)T * (size_t)C * sizeof *x);
+    rmsnorm_forward_save(a->xn2, a->inv2, x, weight_f32(&L->ffn_norm), T, C, hp->norm_eps);
+    proj_forward(tr, a->gate, a->xn2, &L->ffn_gate, T, mod(tr, il, LORA_FFN_GATE),
+                 a->u[LORA_FFN_GATE]);
+    proj_forward(tr, a->up, a->xn2, &L->ffn_up, T, mod(tr, il, LORA_FFN_UP), a->u[LORA_FFN_UP]);
+    swiglu_forward(a->h, a->gate, a->up, T, F);
+    proj_forward(tr, proj, a->h, &L->ffn_down, T, mod(tr, il, LORA_FFN_DOWN), a->u[LORA_FFN_DOWN]);
+    for (int64_t i = 0; i < (int64_t)T * C; i++)
+        x[i] += proj[i];
+}
+
+/* dx: gradient of the block's output on entry, of its input on exit. */
+static void layer_backward(trainer *tr, int32_t il, float *dx, int32_t T, const rope_params *rp,
+                           const attn_shape *as)
+{
+    const model_layer *L = &tr->m->layers[il];
+    layer_acts *a = &tr->acts[il];
+    const size_t TC = (size_t)T * (size_t)tr->C, TF = (size_t)T * (size_t)tr->F;
+    /* feed-forward: x_out = x_mid + down(h) */
+    memset(tr->dh, 0, TF * sizeof(float));
+    proj_backward(tr, tr->dh, dx, a->h, &L->ffn_down, T, mod(tr, il, LORA_FFN_DOWN),
+                  a->u[LORA_FFN_DOWN]);
+    memset(tr->dgate, 0, TF * sizeof(float));
+    memset(tr->dup, 0, TF * sizeof(float));
+    swiglu_backward(tr->dgate, tr->dup, tr->dh, a->gate, a->up, T, tr->F);
+    memset(tr->dxn, 0, TC * sizeof(float));
+    proj_backward(tr, tr->dxn, tr->dgate, a->xn2, &L->ffn_gate, T, mod(tr, il, LORA_FFN_GATE),
+                  a->u[LORA_FFN_GATE]);
+    proj_backward(tr, tr->dxn, tr->dup, a->xn2, &L->ffn_up, T, mod(tr, il, LORA_FFN_UP),
+                  a->u[LORA_FFN_UP]);
+    rmsnorm_backward(dx, tr->dxn, a->x_mid, weight_f32(&L->ffn_norm), a->inv2, T, tr->C);
+    /* attention: x_mid = x_in + wo(att) */
+    memset(tr->datt, 0, (size_t)T * (size_t)tr->qd * sizeof(float));
+    proj_backward(tr, tr->datt, dx, a->att, &L->wo, T, mod(tr, il, LORA_ATTN_O), a->u[LORA_ATTN_O]);
+    memset(tr->dq, 0, (size_t)T * (size_t)tr->qd * sizeof(float));
+    memset(tr->dk, 0, (size_t)T * (size_t)tr->kd * sizeof(float));
+    memset(tr->dv, 0, (size_t)T * (size_t)tr->vd * sizeof(float));
+    attention_seq_backward(tr->dq, tr->dk, tr->dv, tr->datt, a->probs, a->q, a->k, a->v, T, as,
+                           tr->att_scr);
+    rope_all(tr, tr->dq, tr->dk, T, rp, true);
+    memset(tr->dxn, 0, TC * sizeof(float));
+    proj_backward(tr, tr->dxn, tr->dq, a->xn1, &L->wq, T, mod(tr, il, LORA_ATTN_Q),
+                  a->u[LORA_ATTN_Q]);
+    proj_backward(tr, tr->dxn, tr->dk, a->xn1, &L->wk, T, mod(tr, il, LORA_ATTN_K),
+                  a->u[LORA_ATTN_K]);
+    proj_backward(tr, tr->dxn, tr->dv, a->xn1, &L->wv, T, mod(tr, il, LORA_ATTN_V),
+                  a->u[LORA_ATTN_V]);
+    rmsnorm_backward(dx, tr->dxn, a->x_in, weight_f32(&L->attn_norm), a->inv1, T, tr->C);
+}
+
+static loft_code sequence_impl(trainer *tr, const int32_t *tokens, const uint8_t *mask, int32_t T,
+                               bool backward, float grad_weight, double *loss_sum,
+                               int32_t *n_targets, float *logits_out, loft_status *st)
+{
+    *loss_sum = 0.0;
+    *n_targets = 0;
+    loft_model *m = tr->m;
+    const model_hparams *hp = &m->hp;
+    if (T < 2 || T > tr->cfg.max_tokens)
+        return loft_fail(st, LOFT_ERR_RANGE, "trainer: sequence of %d tokens (allowed 2..%d)", T,
+                         tr->cfg.max_tokens);
+    for (int32_t t = 0; t < T; t++)
+        if (tokens[t] < 0 || tokens[t] >= hp->n_vocab)
+            return loft_fail(st, LOFT_ERR_RANGE, "trainer: token %d at %d is outside [0, %d)",
+                             tokens[t], t, hp->n_vocab);
+    const int64_t C = tr->C, V = tr->V;
+    const rope_params rp = {.n_rot = hp->n_rot,
+                            .neox = hp->rope_style == ROPE_STYLE_NEOX,
+                            .freq_base = hp->rope_freq_base,
+                            .freq_scale = hp->rope_freq_scale,
+                            .freq_factors = weight_f32(&m->rope_freqs)};
+    float *x = tr->x_fin;
+    for (int32_t t = 0; t < T; t++)
+        embedding_lookup(x + (size_t)t * (size_t)C, &m->tok_embd, tokens[t], hp->embd_scale);
+    for (int32_t il = 0; il < hp->n_layer; il++) {
+        attn_shape as = {.n_head = hp->n_head,
+                         .n_head_kv = hp->n_head_kv,
+                         .head_dim = hp->head_dim,
+                         .head_dim_v = hp->head_dim_v,
+                         .window = model_layer_is_swa(m, il) ? hp->sliding_window : 0,
+                         .scale = hp->attn_scale,
+                         .softcap = 0.0f};
+        layer_forward(tr, il, x, T, &rp, &as);
+    }
+    rmsnorm_forward_save(tr->xn_f, tr->inv_f, x, weight_f32(&m->output_norm), T, C, hp->norm_eps);
+
+    /* Only rows that predict a target go through the output matrix. */
+    int32_t n = 0;
+    for (int32_t t = 1; t < T; t++)
+        if (mask[t]) {
+            tr->sel[n] = t - 1;
+            memcpy(tr->xn_sel + (size_t)n * (size_t)C, tr->xn_f + (size_t)(t - 1) * (size_t)C,
+                   (size_t)C * sizeof(float));
+            n++;
+        }
+    *n_targets = n;
+    if (n == 0) return LOFT_OK;
+    proj_forward(tr, tr->logits, tr->xn_sel, &m->output, n, mod(tr, -1, LORA_OUTPUT), tr->u_out);
+    if (logits_out) {
+        memcpy(logits_out, tr->logits + (size_t)(n - 1) * (size_t)V, (size_t)V * sizeof(float));
+        return LOFT_OK;
+    }
+    double loss = 0.0;
+    for (int32_t i = 0; i < n; i++) {
+        float *lg = tr->logits + (size_t)i * (size_t)V;
+        const int32_t target = tokens[tr->sel[i] + 1];
+        float mx = -INFINITY;
+        for (int64_t j = 0; j < V; j++)
+            if (lg[j] > mx) mx = lg[j];
+        double sum = 0.0;
+        for (int64_t j = 0; j < V; j++)
+            sum += exp((double)(lg[j] - mx));
+        const double lse = (double)mx + log(sum);
+        loss += lse - (double)lg[target];
+        if (backward) {
+            /* d(-log p_target)/d logits = softmax - onehot */
+            for (int64_t j = 0; j < V; j++)
+                lg[j] = (float)(exp((double)lg[j] - lse) * (double)grad_weight);
+            lg[target] -= grad_weight;
+        }
+    }
+    *loss_sum = loss;
+    if (!backward) return LOFT_OK;
+
+    memset(tr->dsel, 0, (size_t)n * (size_t)C * sizeof(float));
+    proj_backward(tr, tr->dsel, tr->logits, tr->xn_sel, &m->output, n, mod(tr, -1, LORA_OUTPUT),
+                  tr->u_out);
+    memset(tr->dxn, 0, (size_t)T * (size_t)C * sizeof(float));
+    for (int32_t i = 0; i < n; i++)
+        memcpy(tr->dxn + (size_t)tr->sel[i] * (size_t)C, tr->dsel + (size_t)i * (size_t)C,
+               (size_t)C * sizeof(float));
+    float *dx = tr->dx;
+    memset(dx, 0, (size_t)T * (size_t)C * sizeof(float));
+    rmsnorm_backward(dx, tr->dxn, x, weight_f32(&m->output_norm), tr->inv_f, T, C);
+    for (int32_t il = hp->n_layer - 1; il >= 0; il--) {
+        attn_shape as = {.n_head = hp->n_head,
+                         .n_head_kv = hp->n_head_kv,
+                         .head_dim = hp->head_dim,
+                         .head_dim_v = hp->head_dim_v,
+                         .window = model_layer_is_swa(m, il) ? hp->sliding_window : 0,
+                         .scale = hp->attn_scale,
+                         .softcap = 0.0f};
+        layer_backward(tr, il, dx, T, &rp, &as);
+    }
+    return LOFT_OK;
+}
+
+loft_code trainer_last_logits(trainer *tr, const int32_t *tokens, int32_t T, float *logits,
+                              loft_status *st)
+{
+    if (T < 1 || T >= tr->cfg.max_tokens)
+        return loft_fail(st, LOFT_ERR_RANGE, "trainer: sequence of %d tokens (allowed 1..%d)", T,
+                         tr->cfg.max_tokens - 1);
+    /* Row T-1 reaches the output matrix when token T is a target: append
+     * a placeholder token (attention is causal, so it changes nothing
+     * before it) and mark it. */
+    int32_t *tk = malloc((size_t)(T + 1) * sizeof *tk);
+    uint8_t *mask = calloc((size_t)T + 1, 1);
+    if (!tk || !mask) {
+        free(tk);
+        free(mask);
+        return loft_fail(st, LOFT_ERR_NOMEM, "trainer: out of memory");
+    }
+    memcpy(tk, tokens, (size_t)T * sizeof *tk);
+    tk[T] = 0;
+    mask[T] = 1;
+    double l;
+    int32_t cnt;
+    loft_code c = trainer_sequence_rows(tr, tk, mask, T + 1, logits, &l, &cnt, st);
+    free(tk);
+    free(mask);
+    return c;
+}

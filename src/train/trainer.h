@@ -1,0 +1,60 @@
+/*
+ * trainer.h - one sequence through the model with LoRA adapters: a forward
+ * pass that keeps the activations each backward step needs, the masked
+ * cross-entropy loss, and the backward pass that accumulates gradients into
+ * the LoRA set only (base weights are frozen, read in their stored type and
+ * dequantized row by row; no full-precision copy of them is ever made).
+ *
+ * Architectures: llama (SmolLM, Llama, Mistral) and qwen2. Others are
+ * refused with LOFT_ERR_UNSUPPORTED at trainer_init.
+ *
+ * A trainer owns activation buffers for sequences of up to max_tokens
+ * tokens and uses one thread pool; one sequence at a time.
+ */
+#ifndef LOFT_TRAIN_TRAINER_H
+#define LOFT_TRAIN_TRAINER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "loft.h"
+#include "model/model.h"
+#include "train/lora.h"
+
+typedef struct trainer trainer;
+
+typedef struct trainer_config {
+    int32_t max_tokens; /* longest sequence (the -c of finetune) */
+    int n_threads;      /* >= 1 */
+    /* true: frozen products dequantize weight rows to F32 and dot in F32
+     * (matches a dequantized reference model); false: the inference
+     * kernels, which quantize activations to 8 bits for quantized weights
+     * (faster, llama.cpp's numerics). */
+    bool exact_matmul;
+} trainer_config;
+
+/* Fills the shapes of the matrices LoRA can adapt in m. */
+void trainer_lora_dims(const loft_model *m, lora_dims *dims);
+
+/* Prepares buffers for m (which must outlive the trainer) and lora (NULL:
+ * the base model alone). On failure *out is NULL. */
+loft_code trainer_init(trainer **out, loft_model *m, lora_set *lora, const trainer_config *cfg,
+                       loft_status *st);
+void trainer_free(trainer *tr);
+
+/* Runs tokens[0..T) (2 <= T <= max_tokens). Token t is a target when
+ * mask[t] (t >= 1): the loss term is -log softmax(logits[t-1])[tokens[t]].
+ * *loss_sum receives the sum of those terms and *n_targets their count.
+ * When backward, gradients of grad_weight * loss_sum are ADDED to the LoRA
+ * set's grads (the caller zeroes them per optimizer step and passes
+ * 1 / (targets in the step) to get the mean). */
+loft_code trainer_sequence(trainer *tr, const int32_t *tokens, const uint8_t *mask, int32_t T,
+                           bool backward, float grad_weight, double *loss_sum, int32_t *n_targets,
+                           loft_status *st);
+
+/* Forward only, for checking an adapter against other engines: logits
+ * (n_vocab floats) of the last of tokens[0..T) (1 <= T <= max_tokens). */
+loft_code trainer_last_logits(trainer *tr, const int32_t *tokens, int32_t T, float *logits,
+                              loft_status *st);
+
+#endif
