@@ -113,3 +113,39 @@ clean:
 	rm -rf build
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# ---- kernels: the fuzz build compiles without the ISA files -------------
+build/fuzz/%: FUZZ_CFLAGS += -DLOFT_NO_ISA_KERNELS
+
+# ---- kernels: the NEON set, cross-built for aarch64 and run under qemu ----
+#   make test-neon    (needs gcc-aarch64-linux-gnu and qemu-user)
+AARCH64_CC ?= aarch64-linux-gnu-gcc
+A64_BUILD  := build/aarch64
+A64_SRCS   := $(LIB_SRCS) tests/test.c tests/unit/test_kernels.c
+A64_OBJS   := $(A64_SRCS:%.c=$(A64_BUILD)/obj/%.o)
+
+$(A64_BUILD)/obj/src/kernels/neon.o: A64_ISA := -march=armv8.2-a+dotprod
+
+$(A64_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(AARCH64_CC) $(BASE_CFLAGS) -Itests -Wno-format-truncation $(A64_ISA) -MMD -MP -c $< -o $@
+
+$(A64_BUILD)/tests/test_kernels: $(A64_OBJS)
+	@mkdir -p $(dir $@)
+	$(AARCH64_CC) -static -o $@ $^ $(LDLIBS)
+
+.PHONY: test-neon
+test-neon: $(A64_BUILD)/tests/test_kernels
+	qemu-aarch64 -cpu max $<
+
+-include $(shell find $(A64_BUILD)/obj -name '*.d' 2>/dev/null)
+
+# Build record for benchmark results (src/bench/sysinfo.c): the commit and
+# the flags are baked into that one object, rebuilt when git state changes.
+# (rev-parse and diff-index only read the repository; describe --dirty may
+# rewrite the index.)
+LOFT_GIT_COMMIT := $(shell c=$$(git rev-parse --short=12 HEAD 2>/dev/null) && \
+    { git diff-index --quiet HEAD -- 2>/dev/null && echo $$c || echo $$c-dirty; } || echo unknown)
+$(BUILD)/obj/src/bench/sysinfo.o: ISA_FLAGS = -DLOFT_GIT_COMMIT='"$(LOFT_GIT_COMMIT)"' \
+    -DLOFT_BUILD_CFLAGS='"$(strip $(ALL_CFLAGS))"'
+$(BUILD)/obj/src/bench/sysinfo.o: $(wildcard .git/HEAD .git/index)

@@ -149,8 +149,11 @@ loft_code bench_run_test(loft_model *m, const bench_test *t, int reps, bool warm
                          t->n_prompt, t->n_gen);
     const model_hparams *hp = model_get_hparams(m);
     int32_t n_ctx = t->n_prompt + t->n_gen;
+    /* The row's thread count is the model's for the whole row. */
+    loft_code rc = model_set_threads(m, t->n_threads > 0 ? t->n_threads : 0, st);
+    if (rc != LOFT_OK) return rc;
     kv_cache *kv = NULL;
-    loft_code rc = kv_cache_init(&kv, m, n_ctx, st);
+    rc = kv_cache_init(&kv, m, n_ctx, st);
     if (rc != LOFT_OK) return rc;
     int32_t *toks = malloc((size_t)n_ctx * sizeof *toks);
     float *logits = malloc((size_t)hp->n_vocab * sizeof *logits);

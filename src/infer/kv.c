@@ -168,6 +168,15 @@ void kv_cache_layer_f32(kv_cache *kv, int32_t il, int32_t n_pos, const float **k
     *v = kv->v_stage;
 }
 
+void kv_cache_layer_raw(const kv_cache *kv, int32_t il, const void **k, const void **v,
+                        uint32_t *type)
+{
+    const size_t esz = kv->type == LOFT_TYPE_F16 ? 2 : 4;
+    *k = (const char *)kv->k + kv_row(kv, il, 0, kv->k_width) * esz;
+    *v = (const char *)kv->v + kv_row(kv, il, 0, kv->v_width) * esz;
+    *type = kv->type;
+}
+
 void kv_cache_set_used(kv_cache *kv, int32_t n)
 {
     kv->used = n;

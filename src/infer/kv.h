@@ -61,6 +61,13 @@ void kv_cache_store(kv_cache *kv, int32_t il, int32_t pos, const float *k, const
  * overwrites. n_pos <= size. */
 void kv_cache_layer_f32(kv_cache *kv, int32_t il, int32_t n_pos, const float **k, const float **v);
 
+/* The keys / values of layer il as stored, without conversion: row p of
+ * the keys at (element type *type) *k + p * k_width, values likewise with
+ * v_width. *type is LOFT_TYPE_F16 or LOFT_TYPE_F32. Valid until the cache is
+ * freed. */
+void kv_cache_layer_raw(const kv_cache *kv, int32_t il, const void **k, const void **v,
+                        uint32_t *type);
+
 /* Sets `used` to n (0 <= n <= size), after the caller stored rows 0..n-1. */
 void kv_cache_set_used(kv_cache *kv, int32_t n);
 

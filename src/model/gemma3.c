@@ -46,9 +46,9 @@ static void gemma3_forward(loft_model *m, kv_cache *kv, const int32_t *tokens, i
 
         /* attention */
         rmsnorm_forward(s->xn, s->x, weight_f32(&L->attn_norm), T, C, hp->norm_eps);
-        matmul_qw(s->q, s->xn, &L->wq, T, s->row);
-        matmul_qw(s->k, s->xn, &L->wk, T, s->row);
-        matmul_qw(s->v, s->xn, &L->wv, T, s->row);
+        model_matmul(m, s->q, s->xn, &L->wq, T);
+        model_matmul(m, s->k, s->xn, &L->wk, T);
+        model_matmul(m, s->v, s->xn, &L->wv, T);
         rmsnorm_forward(s->q, s->q, weight_f32(&L->q_norm), (int64_t)T * hp->n_head, hp->head_dim,
                         hp->norm_eps);
         rmsnorm_forward(s->k, s->k, weight_f32(&L->k_norm), (int64_t)T * hp->n_head_kv,
@@ -59,16 +59,16 @@ static void gemma3_forward(loft_model *m, kv_cache *kv, const int32_t *tokens, i
             rope_apply(s->k + (size_t)t * (size_t)kd, hp->n_head_kv, hp->head_dim, s->rope, &rp);
         }
         model_attention(m, kv, il, T, pos0);
-        matmul_qw(s->proj, s->att, &L->wo, T, s->row);
+        model_matmul(m, s->proj, s->att, &L->wo, T);
         rmsnorm_forward(s->proj, s->proj, weight_f32(&L->attn_post_norm), T, C, hp->norm_eps);
         model_add_rows(s->x, s->proj, (int64_t)T * C);
 
         /* feed-forward */
         rmsnorm_forward(s->xn, s->x, weight_f32(&L->ffn_norm), T, C, hp->norm_eps);
-        matmul_qw(s->gate, s->xn, &L->ffn_gate, T, s->row);
-        matmul_qw(s->up, s->xn, &L->ffn_up, T, s->row);
-        geglu_forward(s->gate, s->gate, s->up, T, F);
-        matmul_qw(s->proj, s->gate, &L->ffn_down, T, s->row);
+        model_matmul(m, s->gate, s->xn, &L->ffn_gate, T);
+        model_matmul(m, s->up, s->xn, &L->ffn_up, T);
+        kernels_glu(m->kt, m->pool, KERNELS_GEGLU, s->gate, s->gate, s->up, (int64_t)T * F);
+        model_matmul(m, s->proj, s->gate, &L->ffn_down, T);
         rmsnorm_forward(s->proj, s->proj, weight_f32(&L->ffn_post_norm), T, C, hp->norm_eps);
         model_add_rows(s->x, s->proj, (int64_t)T * C);
     }

@@ -37,9 +37,12 @@ static void llama_forward(loft_model *m, kv_cache *kv, const int32_t *tokens, in
 
         /* attention */
         rmsnorm_forward(s->xn, s->x, weight_f32(&L->attn_norm), T, C, hp->norm_eps);
-        matmul_qw(s->q, s->xn, &L->wq, T, s->row);
-        matmul_qw(s->k, s->xn, &L->wk, T, s->row);
-        matmul_qw(s->v, s->xn, &L->wv, T, s->row);
+        model_matmul(m, s->q, s->xn, &L->wq, T);
+        if (m->adapter) m->adapter(m->adapter_ctx, il, MODEL_PROJ_Q, s->q, s->xn, T);
+        model_matmul(m, s->k, s->xn, &L->wk, T);
+        if (m->adapter) m->adapter(m->adapter_ctx, il, MODEL_PROJ_K, s->k, s->xn, T);
+        model_matmul(m, s->v, s->xn, &L->wv, T);
+        if (m->adapter) m->adapter(m->adapter_ctx, il, MODEL_PROJ_V, s->v, s->xn, T);
         if (L->bq.data) add_bias(s->q, weight_f32(&L->bq), T, qd);
         if (L->bk.data) add_bias(s->k, weight_f32(&L->bk), T, kd);
         if (L->bv.data) add_bias(s->v, weight_f32(&L->bv), T, vd);
@@ -49,16 +52,20 @@ static void llama_forward(loft_model *m, kv_cache *kv, const int32_t *tokens, in
             rope_apply(s->k + (size_t)t * (size_t)kd, hp->n_head_kv, hp->head_dim, s->rope, &rp);
         }
         model_attention(m, kv, il, T, pos0);
-        matmul_qw(s->proj, s->att, &L->wo, T, s->row);
+        model_matmul(m, s->proj, s->att, &L->wo, T);
+        if (m->adapter) m->adapter(m->adapter_ctx, il, MODEL_PROJ_O, s->proj, s->att, T);
         if (L->bo.data) add_bias(s->proj, weight_f32(&L->bo), T, C);
         model_add_rows(s->x, s->proj, (int64_t)T * C);
 
         /* feed-forward */
         rmsnorm_forward(s->xn, s->x, weight_f32(&L->ffn_norm), T, C, hp->norm_eps);
-        matmul_qw(s->gate, s->xn, &L->ffn_gate, T, s->row);
-        matmul_qw(s->up, s->xn, &L->ffn_up, T, s->row);
-        swiglu_forward(s->gate, s->gate, s->up, T, F);
-        matmul_qw(s->proj, s->gate, &L->ffn_down, T, s->row);
+        model_matmul(m, s->gate, s->xn, &L->ffn_gate, T);
+        if (m->adapter) m->adapter(m->adapter_ctx, il, MODEL_PROJ_GATE, s->gate, s->xn, T);
+        model_matmul(m, s->up, s->xn, &L->ffn_up, T);
+        if (m->adapter) m->adapter(m->adapter_ctx, il, MODEL_PROJ_UP, s->up, s->xn, T);
+        kernels_glu(m->kt, m->pool, KERNELS_SWIGLU, s->gate, s->gate, s->up, (int64_t)T * F);
+        model_matmul(m, s->proj, s->gate, &L->ffn_down, T);
+        if (m->adapter) m->adapter(m->adapter_ctx, il, MODEL_PROJ_DOWN, s->proj, s->gate, T);
         model_add_rows(s->x, s->proj, (int64_t)T * C);
     }
     if (logits) model_output_logits(m, s->x, T, logits, all_logits);

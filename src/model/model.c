@@ -331,6 +331,7 @@ static void model_scratch_free(model_scratch *s)
     free(s->row);
     free(s->rope);
     free(s->scores);
+    free(s->xq);
     memset(s, 0, sizeof *s);
 }
 
@@ -363,8 +364,12 @@ static loft_code model_scratch_init(loft_model *m, loft_status *st)
     s->up = model_alloc_floats(T, hp->n_ff);
     s->row = model_alloc_floats(1, widest);
     s->rope = model_alloc_floats(1, hp->n_rot);
+    /* F32 rows are the widest activation format (4 bytes a value). */
+    s->xq_bytes = (size_t)T * (size_t)widest * sizeof(float);
+    s->xq = malloc(s->xq_bytes);
+    m->widest = widest;
     if (!s->x || !s->xn || !s->q || !s->k || !s->v || !s->att || !s->proj || !s->gate || !s->up ||
-        !s->row || !s->rope)
+        !s->row || !s->rope || !s->xq)
         return loft_fail(st, LOFT_ERR_NOMEM, "%s: out of memory for forward buffers", m->gguf->path);
     return LOFT_OK;
 }
@@ -399,7 +404,8 @@ loft_code model_load(loft_model **out, const char *path, loft_status *st)
     m->hp.arch = e->arch;
     m->hp.arch_name = e->name;
     if ((c = model_load_common(m, st)) || (c = model_load_common_layers(m, st)) ||
-        (c = e->load(m, st)) || (c = model_scratch_init(m, st)))
+        (c = e->load(m, st)) || (c = model_scratch_init(m, st)) ||
+        (c = model_set_threads(m, 0, st)))
         goto fail;
     *out = m;
     return LOFT_OK;
@@ -412,10 +418,55 @@ void model_free(loft_model *m)
 {
     if (!m) return;
     model_scratch_free(&m->s);
+    threadpool_free(m->pool);
+    free(m->rows);
     free(m->layers);
     free(m->layer_swa);
     gguf_close(m->gguf);
     free(m);
+}
+
+loft_code model_set_threads(loft_model *m, int n_threads, loft_status *st)
+{
+    if (n_threads <= 0) {
+        /* LOFT_THREADS lets a driver that predates threads pick a count. */
+        const char *env = getenv("LOFT_THREADS");
+        n_threads = env && atoi(env) > 0 ? atoi(env) : threadpool_cpu_count();
+    }
+    if (n_threads > THREADPOOL_MAX_THREADS) n_threads = THREADPOOL_MAX_THREADS;
+    if (!m->kt) m->kt = kernels_get();
+    if (m->pool && threadpool_size(m->pool) == n_threads && m->rows) return LOFT_OK;
+    threadpool_free(m->pool);
+    m->pool = NULL;
+    free(m->rows);
+    m->rows = malloc((size_t)n_threads * (size_t)m->widest * sizeof(float));
+    if (!m->rows)
+        return loft_fail(st, LOFT_ERR_NOMEM, "%s: out of memory for %d threads' weight rows",
+                         m->gguf->path, n_threads);
+    if (n_threads == 1) return LOFT_OK;
+    return threadpool_init(&m->pool, n_threads, st);
+}
+
+void model_set_f32_activations(loft_model *m, bool on)
+{
+    m->f32_act = on;
+}
+
+int model_get_threads(const loft_model *m)
+{
+    return threadpool_size(m->pool);
+}
+
+void model_matmul(loft_model *m, float *y, const float *x, const model_weight *w, int32_t T)
+{
+    const size_t rs = kernels_x_row_size(w->type, w->n_in);
+    const kernels_weight kw = {w->data, w->type, w->n_in, w->n_out, w->row_bytes};
+    if (m->f32_act || rs == 0 || !m->kt->dot[w->type]) {
+        kernels_matmul_f32(m->kt, m->pool, y, x, T, &kw, m->rows);
+        return;
+    }
+    kernels_quantize_x(m->kt, w->type, x, T, w->n_in, m->s.xq);
+    kernels_matmul_xq(m->kt, m->pool, y, m->s.xq, rs, T, &kw);
 }
 
 const model_hparams *model_get_hparams(const loft_model *m)
@@ -441,13 +492,12 @@ void model_attention(loft_model *m, kv_cache *kv, int32_t il, int32_t T, int32_t
     model_scratch *s = &m->s;
     const int32_t kd = hp->n_head_kv * hp->head_dim;
     const int32_t vd = hp->n_head_kv * hp->head_dim_v;
-    const int32_t qd = hp->n_head * hp->head_dim;
-    const int32_t od = hp->n_head * hp->head_dim_v;
     for (int32_t t = 0; t < T; t++)
         kv_cache_store(kv, il, pos0 + t, s->k + (size_t)t * kd, s->v + (size_t)t * vd);
-    const float *K, *V;
-    kv_cache_layer_f32(kv, il, pos0 + T, &K, &V);
-    attn_shape as = {
+    const void *K, *V;
+    uint32_t kv_type;
+    kv_cache_layer_raw(kv, il, &K, &V, &kv_type);
+    const kernels_attn as = {
         .n_head = hp->n_head,
         .n_head_kv = hp->n_head_kv,
         .head_dim = hp->head_dim,
@@ -456,9 +506,7 @@ void model_attention(loft_model *m, kv_cache *kv, int32_t il, int32_t T, int32_t
         .scale = hp->attn_scale,
         .softcap = hp->attn_softcap,
     };
-    for (int32_t t = 0; t < T; t++)
-        attention_forward(s->att + (size_t)t * od, s->q + (size_t)t * qd, K, V, pos0 + t, &as,
-                          s->scores);
+    kernels_attention(m->kt, m->pool, s->att, s->q, T, pos0, K, V, kv_type, &as, s->scores);
 }
 
 void model_output_logits(loft_model *m, float *x, int32_t T, float *logits, bool all_logits)
@@ -468,7 +516,8 @@ void model_output_logits(loft_model *m, float *x, int32_t T, float *logits, bool
     const float *rows = all_logits ? x : x + (size_t)(T - 1) * (size_t)C;
     const int32_t n = all_logits ? T : 1;
     rmsnorm_forward(m->s.xn, rows, weight_f32(&m->output_norm), n, C, hp->norm_eps);
-    matmul_qw(logits, m->s.xn, &m->output, n, m->s.row);
+    model_matmul(m, logits, m->s.xn, &m->output, n);
+    if (m->adapter) m->adapter(m->adapter_ctx, -1, MODEL_PROJ_OUTPUT, logits, m->s.xn, n);
     if (hp->final_softcap > 0.0f)
         softcap_apply(logits, (int64_t)n * hp->n_vocab, hp->final_softcap);
 }
@@ -497,11 +546,12 @@ loft_code model_forward(loft_model *m, kv_cache *kv, const int32_t *tokens, int3
         return loft_fail(st, LOFT_ERR_RANGE,
                          "%s: context overflow: %d tokens in the cache + %d new > n_ctx %d", path,
                          (int)used, (int)n_tokens, (int)size);
-    if (m->s.n_scores < size) {
-        float *sc = realloc(m->s.scores, (size_t)size * sizeof(float));
+    const size_t n_scores = kernels_attention_scratch(m->pool, size);
+    if (m->s.n_scores < n_scores) {
+        float *sc = realloc(m->s.scores, n_scores * sizeof(float));
         if (!sc) return loft_fail(st, LOFT_ERR_NOMEM, "%s: out of memory for %d scores", path, size);
         m->s.scores = sc;
-        m->s.n_scores = size;
+        m->s.n_scores = n_scores;
     }
     for (int32_t off = 0; off < n_tokens; off += MODEL_CHUNK) {
         const int32_t T = n_tokens - off < MODEL_CHUNK ? n_tokens - off : MODEL_CHUNK;
@@ -520,4 +570,10 @@ loft_code model_forward(loft_model *m, kv_cache *kv, const int32_t *tokens, int3
 void model_add_rows(float *x, const float *y, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+void model_set_adapter(loft_model *m, model_adapter_fn fn, void *ctx)
+{
+    m->adapter = fn;
+    m->adapter_ctx = fn ? ctx : NULL;
 }

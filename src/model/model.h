@@ -76,6 +76,20 @@ typedef struct model_hparams {
  * naming the key or tensor. On failure *out is NULL. */
 loft_code model_load(loft_model **out, const char *path, loft_status *st);
 
+/* Runs the forward pass on n_threads threads (n_threads <= 0: one per
+ * online processor, or $LOFT_THREADS when set), replacing the current pool. Results do not depend on
+ * the thread count. The default after model_load is one per processor. */
+loft_code model_set_threads(loft_model *m, int n_threads, loft_status *st);
+
+/* Threads the forward pass uses. */
+int model_get_threads(const loft_model *m);
+
+/* on: every matmul takes its activations in F32 and dequantizes weight rows
+ * (the reference arithmetic: closest to a float64 forward, slower);
+ * off (the default): activations are rounded to 8-bit blocks per matmul and
+ * multiplied in integers, as llama.cpp does. */
+void model_set_f32_activations(loft_model *m, bool on);
+
 /* Frees the model and unmaps its file; NULL is allowed. */
 void model_free(loft_model *m);
 
@@ -97,5 +111,25 @@ const gguf_file *model_gguf(const loft_model *m);
  * unchanged. kv must have been made for this model (kv_cache_init). */
 loft_code model_forward(loft_model *m, kv_cache *kv, const int32_t *tokens, int32_t n_tokens,
                         float *logits, bool all_logits, loft_status *st);
+
+/* Adapters at inference (LoRA): a hook the forward calls right after each
+ * frozen projection, before any bias, to add its own terms:
+ *   y: (T, n_out) += f(x: (T, n_in)).
+ * which is one of MODEL_PROJ_* (the order of src/train/lora.h's kinds);
+ * layer is -1 for MODEL_PROJ_OUTPUT. Only the llama architecture calls it
+ * so far. NULL fn removes the hook. The hook is not owned by the model. */
+enum {
+    MODEL_PROJ_Q = 0,
+    MODEL_PROJ_K,
+    MODEL_PROJ_V,
+    MODEL_PROJ_O,
+    MODEL_PROJ_GATE,
+    MODEL_PROJ_UP,
+    MODEL_PROJ_DOWN,
+    MODEL_PROJ_OUTPUT
+};
+typedef void (*model_adapter_fn)(void *ctx, int32_t layer, int32_t which, float *y,
+                                 const float *x, int32_t T);
+void model_set_adapter(loft_model *m, model_adapter_fn fn, void *ctx);
 
 #endif

@@ -6,7 +6,9 @@
 #ifndef LOFT_MODEL_IMPL_H
 #define LOFT_MODEL_IMPL_H
 
+#include "base/threadpool.h"
 #include "infer/kv.h"
+#include "kernels/kernels.h"
 #include "model/layers.h"
 #include "model/model.h"
 
@@ -25,7 +27,7 @@ typedef struct model_layer {
 
 /* Forward scratch, sized for MODEL_CHUNK tokens and grown for the largest
  * cache seen; allocated once, reused by every call. */
-#define MODEL_CHUNK 32
+#define MODEL_CHUNK 128
 
 typedef struct model_scratch {
     float *x;      /* (CHUNK, C) residual stream */
@@ -39,8 +41,10 @@ typedef struct model_scratch {
     float *up;     /* (CHUNK, n_ff) */
     float *row;    /* max input width: one dequantized weight row */
     float *rope;   /* n_rot floats: one position's cos/sin */
-    float *scores; /* n_scores floats */
-    int32_t n_scores;
+    float *scores; /* n_scores floats: attention scratch (kernels_attention_scratch) */
+    size_t n_scores;
+    void *xq;        /* (CHUNK, widest) activations in a weight type's format */
+    size_t xq_bytes;
 } model_scratch;
 
 /* Forward of one architecture: tokens[0..T) (T <= MODEL_CHUNK, ids already
@@ -60,7 +64,14 @@ struct loft_model {
     model_layer *layers;
     bool *layer_swa;       /* n_layer flags */
     model_scratch s;
+    threadpool *pool;       /* forward threads; NULL: the caller alone */
+    const loft_kernels *kt; /* kernel set, chosen at load (kernels_get) */
+    bool f32_act;           /* matmuls take F32 activations (model_set_f32_activations) */
+    float *rows;            /* (threads, widest) dequantized weight rows for f32_act */
+    int64_t widest;         /* widest matmul input */
     model_forward_fn forward;
+    model_adapter_fn adapter; /* optional LoRA hook (model_set_adapter) */
+    void *adapter_ctx;
 };
 
 /* Looks up `name` and checks it: n_dims and ne must match (ne1 ignored for
@@ -101,6 +112,11 @@ void model_output_logits(loft_model *m, float *x, int32_t T, float *logits, bool
  * normed as the architecture wants); stores k/v in kv for layer il and
  * writes att: (T, n_head*hdv). */
 void model_attention(loft_model *m, kv_cache *kv, int32_t il, int32_t T, int32_t pos0);
+
+/* y: (T, w.n_out) = x: (T, w.n_in) times w transposed, on the model's
+ * thread pool with its kernel set (activations converted to the weight
+ * type's 8-bit format first, as llama.cpp does). T <= MODEL_CHUNK. */
+void model_matmul(loft_model *m, float *y, const float *x, const model_weight *w, int32_t T);
 
 /* x: (n) += y: (n). */
 void model_add_rows(float *x, const float *y, int64_t n);

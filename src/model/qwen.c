@@ -36,9 +36,9 @@ static void qwen_forward(loft_model *m, kv_cache *kv, const int32_t *tokens, int
 
         /* attention */
         rmsnorm_forward(s->xn, s->x, weight_f32(&L->attn_norm), T, C, hp->norm_eps);
-        matmul_qw(s->q, s->xn, &L->wq, T, s->row);
-        matmul_qw(s->k, s->xn, &L->wk, T, s->row);
-        matmul_qw(s->v, s->xn, &L->wv, T, s->row);
+        model_matmul(m, s->q, s->xn, &L->wq, T);
+        model_matmul(m, s->k, s->xn, &L->wk, T);
+        model_matmul(m, s->v, s->xn, &L->wv, T);
         if (L->bq.data) add_bias(s->q, weight_f32(&L->bq), T, qd);
         if (L->bk.data) add_bias(s->k, weight_f32(&L->bk), T, kd);
         if (L->bv.data) add_bias(s->v, weight_f32(&L->bv), T, vd);
@@ -55,16 +55,16 @@ static void qwen_forward(loft_model *m, kv_cache *kv, const int32_t *tokens, int
             rope_apply(s->k + (size_t)t * (size_t)kd, hp->n_head_kv, hp->head_dim, s->rope, &rp);
         }
         model_attention(m, kv, il, T, pos0);
-        matmul_qw(s->proj, s->att, &L->wo, T, s->row);
+        model_matmul(m, s->proj, s->att, &L->wo, T);
         if (L->bo.data) add_bias(s->proj, weight_f32(&L->bo), T, C);
         model_add_rows(s->x, s->proj, (int64_t)T * C);
 
         /* feed-forward */
         rmsnorm_forward(s->xn, s->x, weight_f32(&L->ffn_norm), T, C, hp->norm_eps);
-        matmul_qw(s->gate, s->xn, &L->ffn_gate, T, s->row);
-        matmul_qw(s->up, s->xn, &L->ffn_up, T, s->row);
-        swiglu_forward(s->gate, s->gate, s->up, T, F);
-        matmul_qw(s->proj, s->gate, &L->ffn_down, T, s->row);
+        model_matmul(m, s->gate, s->xn, &L->ffn_gate, T);
+        model_matmul(m, s->up, s->xn, &L->ffn_up, T);
+        kernels_glu(m->kt, m->pool, KERNELS_SWIGLU, s->gate, s->gate, s->up, (int64_t)T * F);
+        model_matmul(m, s->proj, s->gate, &L->ffn_down, T);
         model_add_rows(s->x, s->proj, (int64_t)T * C);
     }
     if (logits) model_output_logits(m, s->x, T, logits, all_logits);

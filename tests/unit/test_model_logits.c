@@ -223,6 +223,7 @@ static void check_model_against_fixture(const char *name)
     loft_status st;
     loft_model *m = NULL;
     loft_code c = model_load(&m, test_model_path(f.model), &st);
+    if (c == LOFT_OK) model_set_f32_activations(m, true);
     CHECKF(c == LOFT_OK, "%s", st.msg);
     const model_hparams *hp = model_get_hparams(m);
     CHECK(hp->n_vocab == f.n_vocab);

@@ -79,6 +79,7 @@ static void check_model(const char *file)
         model_free(m);
         CHECKF(0, "%s", st.msg);
     }
+    model_set_f32_activations(m, true);
     loft_ppl_params p = {ref.n_ctx, ref.n_ctx, 0};
     loft_ppl_result res;
     int calls = 0;

@@ -149,6 +149,17 @@ int args_parse(loft_args *a, const char *cmd, int argc, char **argv)
             ignored(a, arg);
             continue;
         }
+        /* LoRA adapters: --lora-scaled takes two values. */
+        if (is(arg, "--lora-scaled", NULL)) {
+            if (i + 2 >= argc) return bad(a, "%s needs a file and a scale%s", arg, "");
+            if (a->n_lora >= ARGS_MAX_LORA) return bad(a, "%s: at most 8 adapters%s", arg, "");
+            float sc;
+            if (float_flag(a, arg, argv[i + 2], -1e3f, 1e3f, &sc)) return 2;
+            a->lora[a->n_lora] = argv[i + 1];
+            a->lora_scale[a->n_lora++] = sc;
+            i += 2;
+            continue;
+        }
         /* Flags with a value. */
         if (i + 1 >= argc) {
             if (arg[0] != '-') return bad(a, "unexpected argument '%s'%s", arg, "");
@@ -186,6 +197,8 @@ int args_parse(loft_args *a, const char *cmd, int argc, char **argv)
                                                  "-sys",
                                                  "--system-prompt",
                                                  "--chunks",
+                                                 "--bench",
+                                                 "--lora",
                                                  "-tb",
                                                  "--threads-batch"};
             for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
@@ -200,7 +213,12 @@ int args_parse(loft_args *a, const char *cmd, int argc, char **argv)
             a->prompt = v, rc = 0;
         else if (is(arg, "-f", "--file"))
             a->file = v, rc = 0;
-        else if (is(arg, "-sys", "--system-prompt"))
+        else if (is(arg, "--lora", NULL)) {
+            if (a->n_lora >= ARGS_MAX_LORA) return bad(a, "%s: at most 8 adapters%s", arg, "");
+            a->lora[a->n_lora] = v;
+            a->lora_scale[a->n_lora++] = 1.0f;
+            rc = 0;
+        } else if (is(arg, "-sys", "--system-prompt"))
             a->system_prompt = v, rc = 0;
         else if (is(arg, "--chat-template", NULL))
             a->chat_template = v, rc = 0;
@@ -245,6 +263,8 @@ int args_parse(loft_args *a, const char *cmd, int argc, char **argv)
             rc = int_flag(a, arg, v, 1, ARGS_MAX_CTX, &a->n_ubatch);
         else if (is(arg, "--keep", NULL))
             rc = int_flag(a, arg, v, -1, ARGS_MAX_CTX, &a->n_keep);
+        else if (is(arg, "--bench", NULL))
+            rc = int_flag(a, arg, v, 1, 1000, &a->bench_runs);
         else if (is(arg, "--chunks", NULL))
             rc = int_flag(a, arg, v, -1, INT32_MAX, &a->n_chunks);
         else if (is(arg, "-ngl", "--n-gpu-layers") || is(arg, "--gpu-layers", NULL)) {
@@ -265,6 +285,8 @@ void args_print_usage(FILE *f)
 {
     fprintf(f,
             "  -m, --model FILE          GGUF model (required)\n"
+            "  --lora FILE               apply a LoRA adapter (llama models; repeatable)\n"
+            "  --lora-scaled FILE S      apply a LoRA adapter with scale S\n"
             "  -p, --prompt TEXT         prompt text\n"
             "  -f, --file FILE           prompt (run) or text to score (perplexity) from a file\n"
             "  -n, --n-predict N         tokens to generate (-1: until end of generation; 0 is "
@@ -274,6 +296,7 @@ void args_print_usage(FILE *f)
             "  -ub, --ubatch-size N      accepted (loft uses -b)\n"
             "  -t, --threads N           threads\n"
             "  -s, --seed N              sampling seed (-1: from the clock)\n"
+            "  --bench N                 (run) N timed runs after a warm-up: Peak/Avg/Low t/s, TTFT\n"
             "  --temp T                  temperature (0: greedy; default 0.8)\n"
             "  --top-k N                 top-k (0: off; default 40)\n"
             "  --top-p P                 top-p (1: off; default 0.95)\n"

@@ -13,6 +13,8 @@
 
 #include "infer/sample.h"
 
+#define ARGS_MAX_LORA 8
+
 typedef struct loft_args {
     const char *cmd; /* "run", "chat", "perplexity": used in messages */
     const char *model;
@@ -38,6 +40,11 @@ typedef struct loft_args {
     bool escape; /* -e (default on), --no-escape */
     bool verbose_prompt;
     bool help;
+    int32_t bench_runs; /* --bench N: N timed runs after a warm-up (run only); 0 = off */
+    /* --lora FILE (scale 1) / --lora-scaled FILE SCALE, in order given */
+    const char *lora[ARGS_MAX_LORA];
+    float lora_scale[ARGS_MAX_LORA];
+    int n_lora;
 } loft_args;
 
 /* Parses argv[1..argc) into a. Returns 0 on success (a->help set when -h

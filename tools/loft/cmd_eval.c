@@ -34,8 +34,6 @@
 #include "evalgen.h"
 #include "model/bert.h"
 #include "session.h"
-#include "train/adapter.h"
-#include "base/threadpool.h"
 
 typedef enum eval_task { TASK_QA, TASK_CHOICE, TASK_PPL } eval_task;
 
@@ -76,8 +74,7 @@ static void eval_usage(FILE *f)
                "  --report PREFIX    write PREFIX.json, PREFIX.md (and PREFIX.answers.jsonl)\n"
                "                     [loft-eval-TASK]\n"
                "  --column NAME      the model's column title in the table [the model file]\n"
-               "  --lora FILE        LoRA adapter (choice and JSONL perplexity; qa refuses it\n"
-               "                     until generation applies adapters)\n\n");
+               "  --lora FILE        apply a LoRA adapter (llama models) for every task\n\n");
     args_print_usage(f);
 }
 
@@ -451,16 +448,7 @@ static int run_qa(session *s, const eval_opts *o, const eval_records *rs, eval_r
     return rc;
 }
 
-/* Log-likelihood of cont after the prompt: through the cache, or through
- * the trainer when an adapter is applied. */
-static int score_cont(session *s, trainer *tr, const int32_t *prompt, size_t n, const char *cont,
-                      double *ll, size_t *m)
-{
-    return tr ? evalgen_loglik_trainer(s, tr, prompt, n, cont, ll, m)
-              : evalgen_loglik(s, prompt, n, cont, ll, m);
-}
-
-static int run_choice(session *s, trainer *tr, const eval_opts *o, const eval_records *rs,
+static int run_choice(session *s, const eval_opts *o, const eval_records *rs,
                       eval_row *rows, eval_totals *t)
 {
     int rc = 0;
@@ -484,7 +472,7 @@ static int run_choice(session *s, trainer *tr, const eval_opts *o, const eval_re
             }
             double ll;
             size_t m;
-            rc = score_cont(s, tr, toks, n, cand, &ll, &m);
+            rc = evalgen_loglik(s, toks, n, cand, &ll, &m);
             if (!rc && m > 0 && ll > best_ll) {
                 best_ll = ll;
                 best = (int)k;
@@ -510,7 +498,7 @@ static int run_choice(session *s, trainer *tr, const eval_opts *o, const eval_re
     return rc;
 }
 
-static int run_ppl_jsonl(session *s, trainer *tr, const eval_opts *o, const eval_records *rs,
+static int run_ppl_jsonl(session *s, const eval_opts *o, const eval_records *rs,
                          eval_totals *t)
 {
     double nll = 0;
@@ -530,7 +518,7 @@ static int run_ppl_jsonl(session *s, trainer *tr, const eval_opts *o, const eval
                 strcpy(tmp + 1, cont);
                 cont = tmp;
             }
-            rc = score_cont(s, tr, toks, n, cont, &ll, &m);
+            rc = evalgen_loglik(s, toks, n, cont, &ll, &m);
             free(tmp);
         }
         free(toks);
@@ -573,13 +561,6 @@ int cmd_eval(int argc, char **argv)
         return 2;
     }
     bool text_ppl = o.task == TASK_PPL && !ends_with(a.file, ".jsonl");
-    if (o.lora && (o.task == TASK_QA || text_ppl)) {
-        fprintf(stderr,
-                "loft eval: --lora %s: generation and text perplexity do not apply "
-                "adapters yet; --task choice and --task perplexity on a .jsonl do\n",
-                o.lora);
-        return 2;
-    }
     bool greedy_n = false;
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "-n") || !strcmp(argv[i], "--n-predict")) greedy_n = true;
@@ -606,9 +587,6 @@ int cmd_eval(int argc, char **argv)
     bert_model *emb = NULL;
     session s;
     memset(&s, 0, sizeof s);
-    lora_set lora;
-    memset(&lora, 0, sizeof lora);
-    trainer *tr = NULL;
     if (!text_ppl) {
         unsigned need = EVAL_NEED_QUESTION;
         if (o.task == TASK_QA) need |= EVAL_NEED_ANSWER | EVAL_NEED_LABEL;
@@ -643,29 +621,26 @@ int cmd_eval(int argc, char **argv)
     }
     loft_args sa = a;
     if (text_ppl) sa.n_ctx = 1;
-    rc = session_open(&s, &sa, !text_ppl);
-    if (rc) goto done;
+    /* The adapter rides on the same inference path as the base model, so
+     * base and adapted scores differ only by the adapter. */
     if (o.lora) {
-        lora_dims dims;
-        trainer_lora_dims(s.model, &dims);
-        /* exact_matmul: the adapter path then scores like the cache path
-         * (within 0.1%); with 8-bit activations it drifts by about 1%. */
-        trainer_config tc = {a.n_ctx < 2048 ? a.n_ctx : 2048,
-                             a.n_threads > 0 ? a.n_threads : threadpool_cpu_count(), true};
-        if (adapter_load(&lora, o.lora, &dims, model_get_hparams(s.model)->arch_name, &st) ||
-            trainer_init(&tr, s.model, &lora, &tc, &st)) {
-            fprintf(stderr, "loft eval: %s\n", st.msg);
+        if (sa.n_lora >= ARGS_MAX_LORA) {
+            fprintf(stderr, "loft eval: too many adapters\n");
             rc = 2;
             goto done;
         }
+        sa.lora[sa.n_lora] = o.lora;
+        sa.lora_scale[sa.n_lora++] = 1.0f;
     }
+    rc = session_open(&s, &sa, !text_ppl);
+    if (rc) goto done;
     double t0 = session_now_ms();
     if (o.task == TASK_QA) {
         rc = run_qa(&s, &o, &rs, rows, &t, emb, n_predict);
     } else if (o.task == TASK_CHOICE) {
-        rc = run_choice(&s, tr, &o, &rs, rows, &t);
+        rc = run_choice(&s, &o, &rs, rows, &t);
     } else if (!text_ppl) {
-        rc = run_ppl_jsonl(&s, tr, &o, &rs, &t);
+        rc = run_ppl_jsonl(&s, &o, &rs, &t);
     } else {
         size_t len = 0;
         char *text = args_read_file("eval", a.file, &len);
@@ -697,8 +672,6 @@ int cmd_eval(int argc, char **argv)
         if (!rc) fprintf(stderr, "loft eval: wrote %s.json and %s.md\n", o.report, o.report);
     }
 done:
-    trainer_free(tr);
-    lora_set_free(&lora);
     session_close(&s);
     bert_free(emb);
     for (size_t i = 0; rows && i < rs.n; i++)

@@ -116,6 +116,10 @@ static int run_main(const loft_args *a, char *prompt)
     }
     for (size_t i = 0; i < n; i++)
         loft_sampler_accept(s.sampler, toks[i]);
+    if (a->bench_runs > 0) {
+        rc = run_bench(&s, toks, n, a->n_predict, a->bench_runs, &run_interrupted);
+        goto done;
+    }
     if ((rc = session_sync(&s, toks, n)) != 0) goto done;
     rc = session_generate(&s, a->n_predict, &run_interrupted, NULL, NULL);
     fputc('\n', stdout);

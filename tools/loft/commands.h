@@ -8,5 +8,15 @@
 #define LOFT_TOOL_COMMANDS_H
 
 int cmd_info(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_embed(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_judge(int argc, char **argv);
+int cmd_finetune(int argc, char **argv);
 
 #endif

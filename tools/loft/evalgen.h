@@ -13,7 +13,6 @@
 #include <stdint.h>
 
 #include "session.h"
-#include "train/trainer.h"
 
 /* How a question becomes a prompt: EVALGEN_CHAT renders one user turn (after
  * the system prompt, when given) with the model's chat template and opens
@@ -38,11 +37,5 @@ int evalgen_greedy(session *s, const int32_t *prompt, size_t n, int32_t n_predic
 int evalgen_loglik(session *s, const int32_t *prompt, size_t n, const char *cont, double *ll,
                    size_t *n_cont);
 
-/* The same score through a trainer (src/train/trainer.h), which applies a
- * LoRA adapter: prompt and continuation run as one sequence with the
- * continuation's tokens as the targets (no cache; the sequence must fit the
- * trainer's max_tokens). */
-int evalgen_loglik_trainer(session *s, trainer *tr, const int32_t *prompt, size_t n,
-                           const char *cont, double *ll, size_t *n_cont);
 
 #endif

@@ -13,6 +13,16 @@ typedef struct command {
 
 static const command commands[] = {
     {"info", cmd_info, "print a GGUF model's architecture, hyperparameters and tensors"},
+    {"run", cmd_run, "generate text from a prompt (raw, or one chat turn with -st)"},
+    {"chat", cmd_chat, "interactive chat with the model's chat template"},
+    {"perplexity", cmd_perplexity, "perplexity of a model over a text file (llama.cpp's method)"},
+    {"quantize", cmd_quantize, "rewrite a model with another tensor type or K-quant mix"},
+    {"bench", cmd_bench, "measure prompt and generation speed (llama-bench's options)"},
+    {"report", cmd_report, "merge bench result files into markdown tables and an HTML page"},
+    {"embed", cmd_embed, "sentence embeddings from a bert encoder (all-MiniLM-L6-v2)"},
+    {"eval", cmd_eval, "score a model on a JSONL test set (qa, choice, perplexity)"},
+    {"judge", cmd_judge, "compare two answer sets with a judge model, both orders"},
+    {"finetune", cmd_finetune, "train a LoRA adapter on a GGUF model from a JSONL file"},
 };
 
 static void print_usage(FILE *out)

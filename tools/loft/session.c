@@ -47,6 +47,7 @@ int session_open(session *s, const loft_args *a, bool want_template)
     double t0 = session_now_ms();
     if (!a->model) return fail(s, 2, "no model given (-m FILE)");
     if (model_load(&s->model, a->model, &st) != LOFT_OK) return fail(s, 1, st.msg);
+    if (model_set_threads(s->model, a->n_threads, &st) != LOFT_OK) return fail(s, 1, st.msg);
     const model_hparams *hp = model_get_hparams(s->model);
     if (vocab_load(&s->vocab, model_gguf(s->model), &st) != LOFT_OK) return fail(s, 1, st.msg);
     s->n_vocab = hp->n_vocab;
@@ -56,6 +57,13 @@ int session_open(session *s, const loft_args *a, bool want_template)
                  a->model, vocab_n_tokens(s->vocab), s->n_vocab);
         return fail(s, 1, msg);
     }
+    /* An adapter that cannot be read is a runtime failure; one made for
+     * another model is bad input, like a wrong flag. */
+    for (int i = 0; i < a->n_lora; i++)
+        if (lora_stack_add(&s->lora, a->lora[i], a->lora_scale[i], s->model, &st) != LOFT_OK)
+            return fail(s, st.code == LOFT_ERR_IO || st.code == LOFT_ERR_NOMEM ? 1 : 2, st.msg);
+    if (a->n_lora && lora_stack_attach(&s->lora, s->model, &st) != LOFT_OK)
+        return fail(s, 1, st.msg);
     s->n_ctx = a->n_ctx;
     if (hp->n_ctx_train > 0 && s->n_ctx > hp->n_ctx_train)
         fprintf(stderr,
@@ -84,6 +92,7 @@ void session_close(session *s)
     kv_cache_free(s->kv);
     vocab_free(s->vocab);
     model_free(s->model);
+    lora_stack_free(&s->lora);
     free(s->logits);
     free(s->tokens);
     memset(s, 0, sizeof *s);
@@ -193,9 +202,11 @@ int session_generate(session *s, int32_t n_predict, volatile sig_atomic_t *stop,
             rc = fail(s, 1, "out of memory");
             break;
         }
-        if (n) {
+        if (n && !s->quiet) {
             fwrite(piece, 1, n, stdout);
             fflush(stdout);
+        }
+        if (n) {
             if (answer && !append(answer, &alen, &acap, piece, n)) {
                 rc = fail(s, 1, "out of memory");
                 break;
@@ -217,7 +228,7 @@ int session_generate(session *s, int32_t n_predict, volatile sig_atomic_t *stop,
     size_t n;
     const char *rest = vocab_stream_flush(&vs, &n);
     if (rest && n) {
-        fwrite(rest, 1, n, stdout);
+        if (!s->quiet) fwrite(rest, 1, n, stdout);
         if (answer) append(answer, &alen, &acap, rest, n);
     }
     fflush(stdout);

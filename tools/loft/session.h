@@ -20,6 +20,7 @@
 #include "model/model.h"
 #include "text/chat.h"
 #include "text/vocab.h"
+#include "train/adapter.h"
 
 typedef struct session {
     const loft_args *args;
@@ -38,6 +39,8 @@ typedef struct session {
     double t_load_ms, t_prompt_ms, t_gen_ms, t_first_token_ms;
     int64_t n_prompt_eval, n_gen;
     int64_t n_shifts;
+    lora_stack lora; /* adapters from --lora / --lora-scaled */
+    bool quiet;      /* session_generate writes nothing to stdout (timed bench runs) */
 } session;
 
 /* Loads model and tokenizer, makes the cache (args->n_ctx) and the sampler,
@@ -64,6 +67,12 @@ int session_sync(session *s, const int32_t *toks, size_t n);
  * is not NULL. Returns 0 or an exit status. */
 int session_generate(session *s, int32_t n_predict, volatile sig_atomic_t *stop, char **answer,
                      size_t *answer_len);
+
+/* `loft run --bench`: a warm-up run that shows the answer, then `reps`
+ * silent runs of toks[0..n) from an empty cache, then the Peak/Avg/Low
+ * table on stdout (tools/loft/run_bench.c). Returns 0 or an exit status. */
+int run_bench(session *s, const int32_t *toks, size_t n, int32_t n_predict, int reps,
+              volatile sig_atomic_t *stop);
 
 /* Prints prompt/generation speed, time to first token and peak RSS to stderr. */
 void session_print_timings(const session *s);

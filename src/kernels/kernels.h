@@ -1,0 +1,202 @@
+/*
+ * kernels.h - the compute kernels behind inference: dot products of weight
+ * rows (any GGUF weight type) with activation rows, activation quantization,
+ * and the threaded matrix product built from them.
+ *
+ * One function table per instruction set (ref.c is the scalar oracle;
+ * avx2.c, avx512.c and neon.c each compile with their own flags). The table
+ * of the best set this CPU and OS support is filled once at start-up;
+ * LOFT_ISA=ref|avx2|avx512|neon forces one. A set fills only the entries it
+ * speeds up; the others keep the ref entry.
+ *
+ * Activations reach a quantized weight's dot product in one of three
+ * formats (kernels_x_format): F32 rows for F32/F16/BF16 weights, rows of
+ * kernels_q8 blocks for the 32-value block types (Q4_0, Q4_1, Q5_0, Q5_1,
+ * Q8_0), rows of kernels_q8k blocks for the K-quants. The 8-bit formats are
+ * loft's own (not ggml's byte layout); they carry the integer block sums so
+ * the offsets of Q4_0/Q4_1/Q5_x/K-quant weights are applied exactly in
+ * integers or once per block.
+ */
+#ifndef LOFT_KERNELS_H
+#define LOFT_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/threadpool.h"
+#include "loft.h"
+#include "quant/quant.h"
+
+/* 32 activations as d * qs[i]; sum = sum of qs, s = d * sum (in float). */
+typedef struct kernels_q8 {
+    float d;
+    float s;
+    int32_t sum;
+    int8_t qs[32];
+} kernels_q8;
+
+/* 256 activations as d * qs[i]; bsums[j] = sum of qs[16j .. 16j+15]. */
+typedef struct kernels_q8k {
+    float d;
+    int16_t bsums[16];
+    int8_t qs[QK_K];
+} kernels_q8k;
+
+typedef enum kernels_xfmt {
+    KERNELS_X_NONE = 0, /* the weight type has no dot product */
+    KERNELS_X_F32,
+    KERNELS_X_Q8,
+    KERNELS_X_Q8K,
+} kernels_xfmt;
+
+/* Activation rows one dot-product call takes at most (one weight row is
+ * unpacked once and used for all of them). */
+#define KERNELS_MAX_NX 4
+
+/* out[j] = dot(weight row w of n values, activation row j) for j < nx
+ * (1 <= nx <= KERNELS_MAX_NX); activation row j starts x_stride bytes after
+ * row j - 1 and is in the weight type's format. n is a multiple of the
+ * weight type's block size. */
+typedef void (*kernels_dot_fn)(int64_t n, const void *w, const void *x, size_t x_stride, int nx,
+                               float *out);
+
+/* The same for two weight rows at once (w and w + w_stride bytes): out[j]
+ * for the first row, out[KERNELS_MAX_NX + j] for the second. Optional: a
+ * set provides it where sharing the activation side between two rows pays. */
+typedef void (*kernels_dot2_fn)(int64_t n, const void *w, size_t w_stride, const void *x,
+                                size_t x_stride, int nx, float *out);
+
+/* Quantizes n floats (a multiple of the block size: 32 or QK_K) into
+ * n/32 kernels_q8 or n/QK_K kernels_q8k blocks. */
+typedef void (*kernels_quant_fn)(const float *x, void *y, int64_t n);
+
+/* The shape of an attention: query head h reads kv head h / (n_head /
+ * n_head_kv); scores are scale * q.k, then softcap * tanh(s / softcap) when
+ * softcap > 0, then a softmax over the causal range (the last `window`
+ * positions when window > 0). */
+typedef struct kernels_attn {
+    int32_t n_head, n_head_kv;
+    int32_t head_dim, head_dim_v;
+    int32_t window; /* 0 = full causal */
+    float scale;
+    float softcap; /* 0 = none */
+} kernels_attn;
+
+/* Attention of ng (1..KERNELS_MAX_NX) query heads that share one kv head,
+ * for one token over positions first..last:
+ *   q: (ng, head_dim) rows, out: (ng, head_dim_v) rows;
+ *   key p at K + p * k_stride elements (head_dim of them), value p at
+ *   V + p * v_stride; K and V hold kv_type elements (LOFT_TYPE_F32 or
+ *   LOFT_TYPE_F16, as the kv cache stores them);
+ *   scores: scratch of ng * (last - first + 1) floats. */
+typedef void (*kernels_attn_fn)(float *out, const float *q, int ng, const void *K,
+                                size_t k_stride, const void *V, size_t v_stride, uint32_t kv_type,
+                                int32_t first, int32_t last, const kernels_attn *as, float *scores);
+
+/* out[i] = act(gate[i]) * up[i] for n values; out may alias gate or up. */
+typedef void (*kernels_glu_fn)(float *out, const float *gate, const float *up, int64_t n);
+
+typedef struct loft_kernels {
+    const char *name; /* "ref", "avx2", "avx512", "neon" */
+    kernels_quant_fn quantize_q8;
+    kernels_quant_fn quantize_q8k;
+    kernels_dot_fn dot[LOFT_TYPE_COUNT]; /* NULL: type has no dot product */
+    kernels_dot2_fn dot2[LOFT_TYPE_COUNT]; /* NULL: use dot row by row */
+    kernels_attn_fn attn_group;
+    kernels_glu_fn swiglu; /* act = silu: x / (1 + e^-x) */
+    kernels_glu_fn geglu;  /* act = gelu, tanh form: x / 2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+} loft_kernels;
+
+/* The table in use: chosen once (thread-safe) from cpuid and LOFT_ISA.
+ * An unknown or unsupported LOFT_ISA falls back to the best set. Never NULL. */
+const loft_kernels *kernels_get(void);
+
+/* The table of instruction set `name` ("ref", "avx2", "avx512", "neon"), or
+ * NULL when it is not compiled in or this CPU/OS cannot run it. For tests. */
+const loft_kernels *kernels_get_isa(const char *name);
+
+/* Activation format for weights of type t. */
+kernels_xfmt kernels_x_format(uint32_t t);
+
+/* Bytes of one activation row of k values in the format for weight type t;
+ * 0 when t has no dot product, k does not fit t's block size, or the size
+ * overflows. */
+size_t kernels_x_row_size(uint32_t t, int64_t k);
+
+/* Converts x: (T, k) floats into T rows of the activation format for weight
+ * type t at xq (T * kernels_x_row_size(t, k) bytes). F32 rows are copied. */
+void kernels_quantize_x(const loft_kernels *kt, uint32_t t, const float *x, int64_t T, int64_t k,
+                        void *xq);
+
+/* A weight matrix: n_out rows of n_in values of type `type`, row_bytes
+ * apart (a view; kernels never copy weights). */
+typedef struct kernels_weight {
+    const void *data;
+    uint32_t type;
+    int64_t n_in;
+    int64_t n_out;
+    size_t row_bytes;
+} kernels_weight;
+
+/* y: (T, w.n_out) = xq: (T, w.n_in) times w transposed, where xq holds T
+ * activation rows made by kernels_quantize_x for w.type, x_row_bytes
+ * apart. Rows of w are split into contiguous ranges, one per pool thread
+ * (pool may be NULL: the caller alone), cut at even rows so rows pair up
+ * for dot2 the same way whatever the thread count; each thread takes up to
+ * KERNELS_MAX_NX activation rows per pass over its weight rows. The result
+ * does not depend on the thread count. The type must have a dot product. */
+void kernels_matmul_xq(const loft_kernels *kt, threadpool *pool, float *y, const void *xq,
+                       size_t x_row_bytes, int64_t T, const kernels_weight *w);
+
+/* The same with F32 activations kept in F32: each thread dequantizes one
+ * weight row at a time into its part of row_buf (threadpool_size(pool) *
+ * w.n_in floats) and dots it with the T rows of x: (T, w.n_in) through the
+ * F32 kernel. Slower than the 8-bit path for quantized weights, and as
+ * close to a float reference as F32 sums get. Any type with a reference
+ * dequantizer works. */
+void kernels_matmul_f32(const loft_kernels *kt, threadpool *pool, float *y, const float *x,
+                        int64_t T, const kernels_weight *w, float *row_buf);
+
+/* The same from F32 activations x: (T, w.n_in): quantizes them into
+ * scratch (at least T * kernels_x_row_size(w.type, w.n_in) bytes) first.
+ * Fails with LOFT_ERR_UNSUPPORTED when w.type has no dot product and
+ * LOFT_ERR_ARG when scratch is too small. */
+loft_code kernels_matmul(const loft_kernels *kt, threadpool *pool, float *y, const float *x,
+                         int64_t T, const kernels_weight *w, void *scratch, size_t scratch_bytes,
+                         loft_status *st);
+
+/* Causal attention of T query tokens at positions pos0.. over a cache:
+ *   q: (T, n_head * head_dim), out: (T, n_head * head_dim_v),
+ *   K: (n_pos, n_head_kv * head_dim), V: (n_pos, n_head_kv * head_dim_v)
+ *   of kv_type (LOFT_TYPE_F32 or LOFT_TYPE_F16), n_pos >= pos0 + T (rows
+ *   past a token's position are not read).
+ * Work items (token, group of up to KERNELS_MAX_NX heads of one kv head)
+ * are dealt round-robin to the pool's threads. scores: scratch of
+ * kernels_attention_scratch(pool, pos0 + T) floats. */
+void kernels_attention(const loft_kernels *kt, threadpool *pool, float *out, const float *q,
+                       int32_t T, int32_t pos0, const void *K, const void *V, uint32_t kv_type,
+                       const kernels_attn *as, float *scores);
+
+/* Floats of scratch kernels_attention needs for n_pos positions. */
+size_t kernels_attention_scratch(const threadpool *pool, int32_t n_pos);
+
+enum { KERNELS_SWIGLU, KERNELS_GEGLU };
+
+/* out[i] = act(gate[i]) * up[i] for n values (act: KERNELS_SWIGLU or
+ * KERNELS_GEGLU), split across the pool's threads in contiguous ranges.
+ * out may alias gate or up. */
+void kernels_glu(const loft_kernels *kt, threadpool *pool, int kind, float *out, const float *gate,
+                 const float *up, int64_t n);
+
+/* Fillers, one per instruction set: each overwrites the entries of *kt it
+ * implements (kt starts as the ref table). Only those compiled in exist. */
+void kernels_fill_ref(loft_kernels *kt);
+#if defined(__x86_64__) || defined(__i386__)
+void kernels_fill_avx2(loft_kernels *kt);
+void kernels_fill_avx512(loft_kernels *kt);
+#endif
+#if defined(__aarch64__)
+void kernels_fill_neon(loft_kernels *kt);
+#endif
+
+#endif
