@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "text/merge_queue.h"
 #include "text/unicode.h"
 #include "text/vocab_impl.h"
 
@@ -20,76 +21,11 @@ typedef struct symbol {
     int32_t id;     /* token with exactly this text, or -1 */
 } symbol;
 
-typedef struct bigram {
-    int left, right;
-    int32_t rank;
-    size_t size; /* bytes of left + right when queued */
-} bigram;
-
-typedef struct heap {
-    bigram *a;
-    size_t n, cap;
-} heap;
-
-/* True when x must come out of the queue before y. */
-static bool bigram_before(const bigram *x, const bigram *y)
-{
-    return x->rank < y->rank || (x->rank == y->rank && x->left < y->left);
-}
-
-static bool heap_push(heap *h, bigram b)
-{
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 32;
-        if (cap > SIZE_MAX / sizeof *h->a) {
-            return false;
-        }
-        bigram *p = realloc(h->a, cap * sizeof *p);
-        if (!p) {
-            return false;
-        }
-        h->a = p;
-        h->cap = cap;
-    }
-    size_t i = h->n++;
-    while (i > 0 && bigram_before(&b, &h->a[(i - 1) / 2])) {
-        h->a[i] = h->a[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    h->a[i] = b;
-    return true;
-}
-
-static bigram heap_pop(heap *h)
-{
-    bigram top = h->a[0];
-    bigram last = h->a[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n) {
-            break;
-        }
-        if (c + 1 < h->n && bigram_before(&h->a[c + 1], &h->a[c])) {
-            c++;
-        }
-        if (!bigram_before(&h->a[c], &last)) {
-            break;
-        }
-        h->a[i] = h->a[c];
-        i = c;
-    }
-    if (h->n > 0) {
-        h->a[i] = last;
-    }
-    return top;
-}
-
 typedef struct bpe_work {
     const loft_vocab *v;
     const char *word; /* encoded word */
     symbol *sym;
-    heap queue;
+    merge_queue queue;
 } bpe_work;
 
 static bool queue_pair(bpe_work *w, int left, int right)
@@ -101,8 +37,8 @@ static bool queue_pair(bpe_work *w, int left, int right)
     if (rank < 0) {
         return true;
     }
-    bigram b = {left, right, rank, w->sym[left].n + w->sym[right].n};
-    return heap_push(&w->queue, b);
+    merge_pair b = {left, right, (double)rank, w->sym[left].n + w->sym[right].n};
+    return merge_queue_push(&w->queue, b);
 }
 
 /* Merges one encoded word (len bytes at w->word) and appends its tokens. */
@@ -132,7 +68,7 @@ static loft_code merge_word(bpe_work *w, size_t len, tok_list *out)
         }
     }
     while (w->queue.n > 0) {
-        bigram b = heap_pop(&w->queue);
+        merge_pair b = merge_queue_pop(&w->queue);
         symbol *l = &w->sym[b.left], *r = &w->sym[b.right];
         /* Stale: one side was merged away, or grew since it was queued. */
         if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) {
@@ -217,7 +153,7 @@ done:
     free(cpts);
     free(enc);
     free(w.sym);
-    free(w.queue.a);
+    merge_queue_free(&w.queue);
     pretok_words_free(&words);
     return rc;
 }

@@ -8,6 +8,7 @@
  */
 #include <stdlib.h>
 
+#include "text/merge_queue.h"
 #include "text/unicode.h"
 #include "text/vocab_impl.h"
 
@@ -16,72 +17,13 @@ typedef struct spm_symbol {
     size_t start, n; /* bytes of the escaped text; n = 0 once merged */
 } spm_symbol;
 
-typedef struct spm_bigram {
-    int left, right;
-    float score;
-    size_t size;
-} spm_bigram;
-
 typedef struct spm_work {
     const loft_vocab *v;
     const char *text;
     spm_symbol *sym;
-    spm_bigram *heap;
-    size_t n_heap, cap_heap;
+    merge_queue queue; /* priority: minus the merged token's score */
 } spm_work;
 
-static bool spm_before(const spm_bigram *x, const spm_bigram *y)
-{
-    return x->score > y->score || (x->score == y->score && x->left < y->left);
-}
-
-static bool spm_push(spm_work *w, spm_bigram b)
-{
-    if (w->n_heap == w->cap_heap) {
-        size_t cap = w->cap_heap ? w->cap_heap * 2 : 64;
-        if (cap > SIZE_MAX / sizeof *w->heap) {
-            return false;
-        }
-        spm_bigram *p = realloc(w->heap, cap * sizeof *p);
-        if (!p) {
-            return false;
-        }
-        w->heap = p;
-        w->cap_heap = cap;
-    }
-    size_t i = w->n_heap++;
-    while (i > 0 && spm_before(&b, &w->heap[(i - 1) / 2])) {
-        w->heap[i] = w->heap[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    w->heap[i] = b;
-    return true;
-}
-
-static spm_bigram spm_pop(spm_work *w)
-{
-    spm_bigram top = w->heap[0];
-    spm_bigram last = w->heap[--w->n_heap];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= w->n_heap) {
-            break;
-        }
-        if (c + 1 < w->n_heap && spm_before(&w->heap[c + 1], &w->heap[c])) {
-            c++;
-        }
-        if (!spm_before(&w->heap[c], &last)) {
-            break;
-        }
-        w->heap[i] = w->heap[c];
-        i = c;
-    }
-    if (w->n_heap > 0) {
-        w->heap[i] = last;
-    }
-    return top;
-}
 
 /* Queues (left, right) when their concatenation is a token. */
 static bool spm_try_pair(spm_work *w, int left, int right)
@@ -94,8 +36,8 @@ static bool spm_try_pair(spm_work *w, int left, int right)
     if (id < 0) {
         return true;
     }
-    spm_bigram b = {left, right, w->v->score[id], size};
-    return spm_push(w, b);
+    merge_pair b = {left, right, -(double)w->v->score[id], size};
+    return merge_queue_push(&w->queue, b);
 }
 
 loft_code spm_tokenize_fragment(const loft_vocab *v, const char *text, size_t len, tok_list *out)
@@ -106,7 +48,7 @@ loft_code spm_tokenize_fragment(const loft_vocab *v, const char *text, size_t le
     if (len > (size_t)INT32_MAX || len > SIZE_MAX / sizeof(spm_symbol)) {
         return LOFT_ERR_NOMEM;
     }
-    spm_work w = {v, text, malloc(len * sizeof(spm_symbol)), NULL, 0, 0};
+    spm_work w = {v, text, malloc(len * sizeof(spm_symbol)), {NULL, 0, 0}};
     loft_code rc = LOFT_ERR_NOMEM;
     if (!w.sym) {
         goto done;
@@ -125,8 +67,8 @@ loft_code spm_tokenize_fragment(const loft_vocab *v, const char *text, size_t le
             goto done;
         }
     }
-    while (w.n_heap > 0) {
-        spm_bigram b = spm_pop(&w);
+    while (w.queue.n > 0) {
+        merge_pair b = merge_queue_pop(&w.queue);
         spm_symbol *l = &w.sym[b.left], *r = &w.sym[b.right];
         if (l->n == 0 || r->n == 0 || l->n + r->n != b.size) {
             continue;
@@ -160,6 +102,6 @@ loft_code spm_tokenize_fragment(const loft_vocab *v, const char *text, size_t le
     }
 done:
     free(w.sym);
-    free(w.heap);
+    merge_queue_free(&w.queue);
     return rc;
 }
