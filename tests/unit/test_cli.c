@@ -86,6 +86,19 @@ static void test_bad_prompts(void)
     expect_error(args, "the context holds 16");
 }
 
+/* A configuration that cannot fit is refused before the cache is made. */
+static void test_memory_limit(void)
+{
+    char args[1024];
+    const char *m = test_model_path(SMOL);
+    snprintf(args, sizeof args, "run -m %s -p hi -n 4 --mem-limit 50M", m);
+    expect_error(args, "does not fit in memory: OOM (needs 0.");
+    snprintf(args, sizeof args, "run -m %s -p hi -n 4 -c 16000000", m);
+    expect_error(args, "does not fit in memory");
+    snprintf(args, sizeof args, "run -m %s -p hi -n 4 --mem-limit lots", m);
+    expect_error(args, "--mem-limit expects a size");
+}
+
 static void test_bad_models(void)
 {
     char args[1024];
@@ -225,6 +238,7 @@ int main(int argc, char **argv)
     static const test_case cases[] = {
         {"cli_bad_flags", test_bad_flags},
         {"cli_bad_prompts", test_bad_prompts},
+        {"cli_memory_limit", test_memory_limit},
         {"cli_bad_models", test_bad_models},
         {"cli_run_greedy_and_seeded", test_run_greedy_and_seeded},
         {"cli_context_shift", test_context_shift},

@@ -1,4 +1,5 @@
 #include "args.h"
+#include "bench/memfit.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -198,6 +199,7 @@ int args_parse(loft_args *a, const char *cmd, int argc, char **argv)
                                                  "--system-prompt",
                                                  "--chunks",
                                                  "--bench",
+                                                 "--mem-limit",
                                                  "--lora",
                                                  "-tb",
                                                  "--threads-batch"};
@@ -263,7 +265,11 @@ int args_parse(loft_args *a, const char *cmd, int argc, char **argv)
             rc = int_flag(a, arg, v, 1, ARGS_MAX_CTX, &a->n_ubatch);
         else if (is(arg, "--keep", NULL))
             rc = int_flag(a, arg, v, -1, ARGS_MAX_CTX, &a->n_keep);
-        else if (is(arg, "--bench", NULL))
+        else if (is(arg, "--mem-limit", NULL)) {
+            if (!memfit_parse_size(v, &a->mem_limit) || a->mem_limit == 0)
+                return bad(a, "--mem-limit expects a size such as 512M or 8G, got '%s'%s", v, "");
+            rc = 0;
+        } else if (is(arg, "--bench", NULL))
             rc = int_flag(a, arg, v, 1, 1000, &a->bench_runs);
         else if (is(arg, "--chunks", NULL))
             rc = int_flag(a, arg, v, -1, INT32_MAX, &a->n_chunks);
@@ -297,6 +303,8 @@ void args_print_usage(FILE *f)
             "  -t, --threads N           threads\n"
             "  -s, --seed N              sampling seed (-1: from the clock)\n"
             "  --bench N                 (run) N timed runs after a warm-up: Peak/Avg/Low t/s, TTFT\n"
+            "  --mem-limit SIZE          refuse a configuration needing more (512M, 8G; default:\n"
+            "                            the RAM available)\n"
             "  --temp T                  temperature (0: greedy; default 0.8)\n"
             "  --top-k N                 top-k (0: off; default 40)\n"
             "  --top-p P                 top-p (1: off; default 0.95)\n"

@@ -40,6 +40,7 @@ typedef struct loft_args {
     bool escape; /* -e (default on), --no-escape */
     bool verbose_prompt;
     bool help;
+    uint64_t mem_limit; /* --mem-limit SIZE in bytes; 0 = the RAM available */
     int32_t bench_runs; /* --bench N: N timed runs after a warm-up (run only); 0 = off */
     /* --lora FILE (scale 1) / --lora-scaled FILE SCALE, in order given */
     const char *lora[ARGS_MAX_LORA];

@@ -1,5 +1,7 @@
 #include "session.h"
 
+#include "bench/memfit.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +67,19 @@ int session_open(session *s, const loft_args *a, bool want_template)
     if (a->n_lora && lora_stack_attach(&s->lora, s->model, &st) != LOFT_OK)
         return fail(s, 1, st.msg);
     s->n_ctx = a->n_ctx;
+    /* Refuse a configuration that cannot fit before the cache is allocated,
+     * rather than be killed by the kernel half-way. */
+    memfit_config mc = {s->n_ctx, a->n_batch > 0 ? a->n_batch : 512, false};
+    memfit_estimate est;
+    uint64_t have = 0;
+    if (memfit_estimate_model(model_gguf(s->model), &mc, &est, &st) == LOFT_OK &&
+        !memfit_fits(&est, a->mem_limit, &have)) {
+        char oom[96], msg[256];
+        memfit_oom_text(est.total, have, oom, sizeof oom);
+        snprintf(msg, sizeof msg, "%s with -c %d does not fit in memory: %s", a->model, s->n_ctx,
+                 oom);
+        return fail(s, 1, msg);
+    }
     if (hp->n_ctx_train > 0 && s->n_ctx > hp->n_ctx_train)
         fprintf(stderr,
                 "loft %s: warning: context %d is larger than the model's training context %d\n",
