@@ -52,6 +52,9 @@ static report_table *find_table(report *r, const char *model)
 static loft_code add_row(report *r, const report_file *file, const bench_result *row,
                          loft_status *st)
 {
+    /* A row that failed (not for memory) has no figures: it is listed under
+     * the machines instead of making an empty table. */
+    if (row->error[0] && !row->oom) return LOFT_OK;
     report_table *t = find_table(r, row->model_name);
     if (!t) {
         report_table *nt = realloc(r->tables, (r->n_tables + 1) * sizeof *nt);
@@ -81,8 +84,6 @@ static loft_code add_row(report *r, const report_file *file, const bench_result 
     }
     if (row->oom) {
         if (!c->oom) c->oom = row;
-    } else if (row->error[0]) {
-        /* A failed row fills no cell. */
     } else if (row->n_prompt == 0 && row->n_gen > 0) {
         if (!c->tg || row->n_gen > c->tg->n_gen) c->tg = row;
     } else if (row->n_gen == 0 && row->n_prompt > 0) {
@@ -183,6 +184,13 @@ static void write_machines_md(FILE *f, const report *r)
     for (size_t i = 0; i < r->n_files; i++) {
         fprintf(f, "### %s\n\n", r->files[i].path);
         sysinfo_write_markdown(f, &r->files[i].si);
+        fputc('\n', f);
+        for (size_t k = 0; k < r->files[i].n_rows; k++) {
+            const bench_result *row = &r->files[i].rows[k];
+            if (row->error[0] && !row->oom)
+                fprintf(f, "- failed: %s %s, %d thr: %s\n", row->model_file, row->test,
+                        row->n_threads, row->error);
+        }
         fputc('\n', f);
     }
 }

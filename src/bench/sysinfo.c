@@ -86,13 +86,14 @@ static void read_isa(sysinfo *si)
     if (__builtin_cpu_supports("avx")) have[n++] = "avx";
     if (__builtin_cpu_supports("avx2")) have[n++] = "avx2";
     if (__builtin_cpu_supports("fma")) have[n++] = "fma";
-    if (__builtin_cpu_supports("f16c")) have[n++] = "f16c";
     if (__builtin_cpu_supports("avx512f")) have[n++] = "avx512f";
     if (__builtin_cpu_supports("avx512bw")) have[n++] = "avx512bw";
     if (__builtin_cpu_supports("avx512vl")) have[n++] = "avx512vl";
     if (__builtin_cpu_supports("avx512dq")) have[n++] = "avx512dq";
     if (__builtin_cpu_supports("avx512vnni")) have[n++] = "avx512vnni";
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 10
+    /* clang 14 knows neither name in __builtin_cpu_supports. */
+    if (__builtin_cpu_supports("f16c")) have[n++] = "f16c";
     if (__builtin_cpu_supports("avx512bf16")) have[n++] = "avx512bf16";
 #endif
     size_t used = 0;
