@@ -1,10 +1,15 @@
 # loft - build, test and demo.
 #
 #   make            build/loft and build/libloft.a
-#   make demo       fetch the models and run the main job
+#   make demo       fetch the models, build, run `loft suite --quick` into suite-out/
 #   make test       build and run every test (fetches models and Python
 #                   reference tools first when missing); ends "N passed, N failed"
 #   make asan       the same tests under AddressSanitizer + UBSan (build/asan)
+#   make tsan       the same tests under ThreadSanitizer (build/tsan)
+#                   (TEST_ONLY="test_x test_y" limits test/asan/tsan to those)
+#   make valgrind   the inference path (info, run on both models, run with an
+#                   adapter, perplexity) under valgrind memcheck, no leaks
+#                   allowed; ends "N passed, N failed"
 #   make fuzz       build the libFuzzer targets with clang and run each for
 #                   FUZZ_SECONDS (default 600)
 #   make format     run clang-format over the C sources
@@ -24,6 +29,9 @@ SAN_FLAGS :=
 ifeq ($(SAN),1)
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 endif
+ifeq ($(SAN),thread)
+SAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer
+endif
 ALL_CFLAGS = $(BASE_CFLAGS) $(SAN_FLAGS) $(CFLAGS)
 LDLIBS  := -lm -lpthread
 
@@ -41,13 +49,14 @@ TEST_HARNESS := $(BUILD)/obj/tests/test.o
 LIB := $(BUILD)/libloft.a
 BIN := $(BUILD)/loft
 
-.PHONY: all test asan fuzz demo models pydeps clean format tests-build
+.PHONY: all test asan tsan valgrind fuzz demo models pydeps clean format tests-build
 .DELETE_ON_ERROR:
 
 all: $(BIN) $(LIB)
 
 $(BUILD)/obj/src/kernels/avx2.o:   ISA_FLAGS := -mavx2 -mfma -mf16c
 $(BUILD)/obj/src/kernels/avx512.o: ISA_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16 -mavx2 -mfma -mf16c
+$(BUILD)/obj/src/kernels/attn_ggml.o: ISA_FLAGS := -O3
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -78,11 +87,27 @@ models:
 pydeps:
 	@scripts/get-pydeps
 
-test: models pydeps tests-build
-	@LOFT_BIN=$(BIN) PYTHONPATH=$(CURDIR)/.pydeps/lib tests/run-tests.sh $(TEST_BINS)
+# TEST_ONLY="test_a test_b" builds and runs just those binaries (the CI's
+# ThreadSanitizer subset); empty means all of them.
+TEST_ONLY ?=
+RUN_BINS = $(if $(strip $(TEST_ONLY)),$(addprefix $(BUILD)/tests/,$(TEST_ONLY)),$(TEST_BINS))
+
+test: models pydeps $(RUN_BINS) $(BIN)
+	@LOFT_BIN=$(BIN) PYTHONPATH=$(CURDIR)/.pydeps/lib tests/run-tests.sh $(RUN_BINS)
 
 asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 test
+
+# Every test binary under ThreadSanitizer, including the loft program the
+# tests run; the first report fails the binary (halt_on_error).
+tsan:
+	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 $$TSAN_OPTIONS" \
+	    $(MAKE) --no-print-directory BUILD=build/tsan SAN=thread test
+
+# valgrind 3.19 does not decode AVX-512, so tests/valgrind.sh forces the
+# AVX2 kernels (LOFT_ISA=avx2) in an ordinary build.
+valgrind: models $(BIN)
+	@LOFT_BIN=$(BIN) tests/valgrind.sh
 
 # libFuzzer targets: tests/fuzz/fuzz_*.c, each linked with the library
 # sources built by clang with the fuzzer and sanitizers.
@@ -100,11 +125,12 @@ fuzz: $(FUZZ_BINS)
 	    name=$$(basename $$f); corpus=build/fuzz/corpus-$$name; mkdir -p $$corpus; \
 	    echo "== $$name for $(FUZZ_SECONDS)s"; \
 	    $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
-	        $$corpus tests/fuzz/seed-$${name#fuzz_} $$([ $$name = fuzz_gguf ] && echo tests/corrupt) || exit 1; \
+	        $$corpus tests/fuzz/seed-$${name#fuzz_} $$([ $$name = fuzz_gguf ] && echo tests/corrupt) \
+	        $$([ -d tests/fuzz/regress-$${name#fuzz_} ] && echo tests/fuzz/regress-$${name#fuzz_}) || exit 1; \
 	done
 
 demo: models all
-	@scripts/demo
+	@LOFT_BIN=$(BIN) scripts/demo
 
 format:
 	clang-format -i $$(find src tools tests include -name '*.[ch]')

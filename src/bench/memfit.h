@@ -40,6 +40,23 @@ typedef struct memfit_estimate {
 loft_code memfit_estimate_model(const gguf_file *g, const memfit_config *cfg, memfit_estimate *out,
                                 loft_status *st);
 
+typedef struct memfit_train_config {
+    int32_t n_ctx;     /* tokens per sequence (the trainer's activation rows) */
+    int32_t rank;      /* LoRA rank */
+    uint32_t modules;  /* bit (1 << lora_kind): q, k, v, o, gate, up, down, output */
+    int32_t n_threads; /* per-thread matmul scratch */
+} memfit_train_config;
+
+/* Estimates the memory of fine-tuning g's model with cfg, following the
+ * trainer's allocation (src/train/trainer.c): the mapped file, the saved
+ * activations of every layer for n_ctx tokens (attention probabilities are
+ * n_head * n_ctx^2 per layer), the logits, the backward scratch, and the
+ * LoRA parameters, gradients and both AdamW moments (4 floats each).
+ * kv_cache is 0; buffers holds activations + LoRA state. Fails like
+ * memfit_estimate_model on missing keys. */
+loft_code memfit_estimate_train(const gguf_file *g, const memfit_train_config *cfg,
+                                memfit_estimate *out, loft_status *st);
+
 /* The limit a run must fit in: limit_bytes when > 0, else the RAM available
  * now. Returns true when est fits; *have receives the limit used. */
 bool memfit_fits(const memfit_estimate *est, uint64_t limit_bytes, uint64_t *have);

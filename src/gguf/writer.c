@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/atomic_file.h"
 #include "base/status.h"
 #include "gguf/gguf.h"
 #include "gguf/gguf_util.h"
@@ -554,50 +555,22 @@ loft_code gguf_writer_write(gguf_writer *w, const char *path, loft_status *st)
     if (!w || !path || !*path) return loft_fail(st, LOFT_ERR_ARG, "gguf writer: no path given");
     if (!layout_fits(w))
         return loft_fail(st, LOFT_ERR_ARG, "%s: tensor data too large for a GGUF file", path);
-    size_t tmp_len = strlen(path) + 32;
-    char *tmp = malloc(tmp_len);
-    if (!tmp) return loft_fail(st, LOFT_ERR_NOMEM, "%s: out of memory", path);
-    snprintf(tmp, tmp_len, "%s.tmp.%ld", path, (long)getpid());
-
+    atomic_file af;
+    loft_code rc = atomic_file_open(&af, path, st);
+    if (rc != LOFT_OK) return rc;
     out_file o = {0};
-    o.f = fopen(tmp, "wb");
-    if (!o.f) {
-        int e = errno;
-        loft_code rc =
-            loft_fail(st, LOFT_ERR_IO, "%s: cannot create %s: %s", path, tmp, strerror(e));
-        free(tmp);
-        return rc;
-    }
+    o.f = af.f;
     errno = 0;
     put_all(&o, w);
-    const char *step = "write";
-    if (!o.failed && fflush(o.f) != 0) {
-        o.failed = true;
-        o.err = errno;
-        step = "flush";
-    }
-    if (!o.failed && fsync(fileno(o.f)) != 0) {
-        o.failed = true;
-        o.err = errno;
-        step = "fsync";
-    }
-    /* fclose can report a deferred write error too, so its result counts. */
-    if (fclose(o.f) != 0 && !o.failed) {
-        o.failed = true;
-        o.err = errno;
-        step = "close";
-    }
-    if (!o.failed && rename(tmp, path) != 0) {
-        o.failed = true;
-        o.err = errno;
-        step = "rename to final name";
-    }
-    loft_code rc = LOFT_OK;
     if (o.failed) {
-        rc = loft_fail(st, LOFT_ERR_IO, "%s: cannot %s %s (%llu bytes written): %s", path, step,
-                       tmp, (unsigned long long)o.pos, strerror(o.err ? o.err : EIO));
-        unlink(tmp);
+        /* The first failure's reason and offset say more than the stream's
+         * error flag would at commit. */
+        rc = loft_fail(st, LOFT_ERR_IO,
+                       "%s: cannot write %s after %llu bytes: %s (the previous file, if "
+                       "any, is kept)",
+                       path, af.tmp, (unsigned long long)o.pos, strerror(o.err ? o.err : EIO));
+        atomic_file_abort(&af);
+        return rc;
     }
-    free(tmp);
-    return rc;
+    return atomic_file_commit(&af, st);
 }

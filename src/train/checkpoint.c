@@ -3,12 +3,14 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/atomic_file.h"
 #include "base/status.h"
 #include "gguf/gguf.h"
 #include "quant/quant.h"
@@ -82,15 +84,27 @@ loft_code checkpoint_save(const char *parent, const lora_set *s, const adamw *o,
     }
     if (c != LOFT_OK) {
         remove_dir(tmp);
-        return c;
+        /* Say what the failure means for the run; st->msg is copied first
+         * because loft_fail writes into it. */
+        char why[sizeof st->msg];
+        snprintf(why, sizeof why, "%s", st ? st->msg : "");
+        return loft_fail(st, c, "checkpoint of step %lld not saved (earlier checkpoints in %s are "
+                         "kept): %s", (long long)ts->step, parent, why);
     }
-    remove_dir(final);
+    /* A directory of the same step (a rerun after a resume) is moved aside,
+     * not removed first, so some complete copy exists at every moment. */
+    char old[4200];
+    snprintf(old, sizeof old, "%s.old", tmp);
+    remove_dir(old);
+    bool had_final = rename(final, old) == 0;
     if (rename(tmp, final) != 0) {
         c = loft_fail(st, LOFT_ERR_IO, "%s: cannot rename to %s: %s", tmp, final, strerror(errno));
+        if (had_final) rename(old, final);
         remove_dir(tmp);
         return c;
     }
-    return LOFT_OK;
+    if (had_final) remove_dir(old);
+    return atomic_sync_parent(final, st);
 }
 
 loft_code checkpoint_load(const char *dir, lora_set *s, adamw *o, train_state *ts,

@@ -139,6 +139,39 @@ static loft_code do_eval(run *R, const train_dataset *val, int32_t epoch, int64_
     return LOFT_OK;
 }
 
+/* Opens <dir>/train_log.jsonl for appending so that it holds each step
+ * once: the lines of steps after keep_upto (what a resumed run will redo, or
+ * a previous run's whole log when keep_upto is 0) are dropped first, through
+ * a temporary file and a rename. NULL when the log cannot be written (the
+ * log is a convenience; training goes on without it). */
+static FILE *open_log(const char *dir, int64_t keep_upto)
+{
+    char path[4200], tmp[4220];
+    snprintf(path, sizeof path, "%s/train_log.jsonl", dir);
+    FILE *in = fopen(path, "r");
+    if (!in) return fopen(path, "a");
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *out = fopen(tmp, "w");
+    if (!out) {
+        fclose(in);
+        return NULL;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while (keep_upto > 0 && (n = getline(&line, &cap, in)) > 0) {
+        const char *p = strstr(line, "\"step\":");
+        if (p && strtoll(p + 7, NULL, 10) <= keep_upto) fwrite(line, 1, (size_t)n, out);
+    }
+    free(line);
+    fclose(in);
+    if (fclose(out) != 0 || rename(tmp, path) != 0) {
+        remove(tmp);
+        return NULL;
+    }
+    return fopen(path, "a");
+}
+
 loft_code train_run(loft_model *m, const train_dataset *train, const train_dataset *val,
                     const train_opts *o, train_result *res, loft_status *st)
 {
@@ -219,13 +252,11 @@ loft_code train_run(loft_model *m, const train_dataset *train, const train_datas
     c = trainer_init(&R.tr, m, &R.lora, &cfg, st);
     if (c != LOFT_OK) goto done;
     if (o->ckpt_dir) {
-        char p[4200];
         if (mkdir(o->ckpt_dir, 0777) != 0 && errno != EEXIST) {
             c = loft_fail(st, LOFT_ERR_IO, "%s: cannot create: %s", o->ckpt_dir, strerror(errno));
             goto done;
         }
-        snprintf(p, sizeof p, "%s/train_log.jsonl", o->ckpt_dir);
-        R.log = fopen(p, "a");
+        R.log = open_log(o->ckpt_dir, res->resumed ? ts.step : 0);
     }
 
     const double t_start = now_s();

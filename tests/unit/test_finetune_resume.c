@@ -3,7 +3,9 @@
  *   - library: the tiny F32 llama (tests/golden/qwen/llama.gguf) trained 12
  *     steps straight, and the same run stopped after a random step (the stop
  *     flag, as SIGINT sets it), then resumed from its checkpoint with
- *     auto_resume: the two adapters are byte-identical;
+ *     auto_resume: the two adapters are byte-identical, and train_log.jsonl
+ *     lists every step once although the stopped run's log had a line past
+ *     its checkpoint (as a SIGKILL leaves it);
  *   - program: `loft finetune` on SmolLM2 with a few biomedical examples,
  *     killed with SIGKILL at a random moment and rerun with --auto-resume
  *     --deterministic, ends with an adapter file byte-identical to an
@@ -90,6 +92,24 @@ static void make_data(train_dataset *d)
     }
 }
 
+/* True when the train lines of the log at path are steps 1..total, each
+ * once, in order. */
+static bool log_has_each_step_once(const char *path, int64_t total)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return false;
+    char line[1024];
+    int64_t next = 1;
+    bool ok = true;
+    while (ok && fgets(line, sizeof line, f)) {
+        if (!strstr(line, "\"type\":\"train\"")) continue;
+        const char *p = strstr(line, "\"step\":");
+        ok = p && strtoll(p + 7, NULL, 10) == next++;
+    }
+    fclose(f);
+    return ok && next == total + 1;
+}
+
 static void test_library_resume(void)
 {
     loft_status st;
@@ -137,11 +157,23 @@ static void test_library_resume(void)
     CHECK(train_run(m, &d, NULL, &o, &res, &st) == LOFT_OK);
     CHECKF(res.stopped && res.steps == sp.at, "stopped %d at %lld, asked %lld", res.stopped,
            (long long)res.steps, (long long)sp.at);
+    /* What a run killed after step at + 1 leaves: a log line past the
+     * checkpoint, which the resumed run redoes and must not log twice. */
+    char log_path[200];
+    snprintf(log_path, sizeof log_path, "%s/train_log.jsonl", dir);
+    FILE *lf = fopen(log_path, "a");
+    CHECK(lf);
+    fprintf(lf, "{\"type\":\"train\",\"epoch\":1,\"step\":%lld,\"loss\":1}\n",
+            (long long)sp.at + 1);
+    fclose(lf);
+    const int64_t stopped_at = sp.at;
     sp.at = -1;
     sp.flag = 0;
     o.auto_resume = true;
     CHECK(train_run(m, &d, NULL, &o, &res, &st) == LOFT_OK);
     CHECK(res.resumed && res.steps == total);
+    CHECKF(log_has_each_step_once(log_path, total), "%s: steps missing or repeated after a "
+           "resume at step %lld", log_path, (long long)stopped_at);
     CHECKF(same_file(full, part), "adapter after a stop at step %lld and resume differs",
            (long long)sp.at);
     rm_rf(dir);

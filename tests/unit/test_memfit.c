@@ -90,10 +90,11 @@ static void test_missing_key(void)
     CHECK(rc == LOFT_ERR_FORMAT && strstr(st.msg, "llama.block_count"));
 }
 
-/* Runs `loft bench` on model with extra arguments and returns the first
- * result object's numbers. */
-static bool bench_numbers(const char *model, const char *extra, double *est, double *rss, bool *oom,
-                          double *need, double *have)
+/* Runs `loft bench` on model with extra arguments, expecting exit status
+ * want_rc (1 when a row is refused as OOM), and returns the first result
+ * object's numbers. */
+static bool bench_numbers(const char *model, const char *extra, int want_rc, double *est,
+                          double *rss, bool *oom, double *need, double *have)
 {
     char cmd[1024], *out = NULL;
     snprintf(cmd, sizeof cmd,
@@ -103,7 +104,7 @@ static bool bench_numbers(const char *model, const char *extra, double *est, dou
     int rc = test_run(cmd, &out);
     json_doc *doc = NULL;
     loft_status st;
-    bool ok = rc == 0 && out && json_parse(&doc, out, strlen(out), "bench output", &st) == LOFT_OK;
+    bool ok = rc == want_rc && out && json_parse(&doc, out, strlen(out), "bench output", &st) == LOFT_OK;
     if (!ok) fprintf(stderr, "    %s -> exit %d: %s\n", cmd, rc, out ? out : "");
     free(out);
     if (!ok) return false;
@@ -128,7 +129,7 @@ static void check_against_rss(const char *model)
 {
     double est, rss, need, have;
     bool oom;
-    CHECK(bench_numbers(model, "", &est, &rss, &oom, &need, &have));
+    CHECK(bench_numbers(model, "", 0, &est, &rss, &oom, &need, &have));
     fprintf(stderr, "    %s: estimate %.1f MiB, measured peak RSS %.1f MiB (%+.1f%%)\n", model,
             est / 1048576, rss / 1048576, 100 * (est - rss) / rss);
     CHECK(!oom && rss > 0);
@@ -149,7 +150,7 @@ static void test_mem_limit_refuses(void)
 {
     double est, rss, need, have;
     bool oom;
-    CHECK(bench_numbers(SMOL, "--mem-limit 64M", &est, &rss, &oom, &need, &have));
+    CHECK(bench_numbers(SMOL, "--mem-limit 64M", 1, &est, &rss, &oom, &need, &have));
     CHECK(oom && need == est && have == 64.0 * 1048576 && need > have);
     /* Not loaded: nothing was measured for the row. */
     CHECK(rss == 0);

@@ -1,4 +1,5 @@
 #include "args.h"
+#include "base/threadpool.h"
 #include "bench/memfit.h"
 
 #include <errno.h>
@@ -6,9 +7,12 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* A context larger than this is refused as absurd (the KV cache limit). */
 #define ARGS_MAX_CTX (1 << 24)
+/* The largest text file (-f) read: 1 GiB. */
+#define ARGS_MAX_TEXT ((uint64_t)1 << 30)
 
 static int bad(const loft_args *a, const char *fmt, const char *flag, const char *value)
 {
@@ -234,7 +238,7 @@ int args_parse(loft_args *a, const char *cmd, int argc, char **argv)
         } else if (is(arg, "-c", "--ctx-size"))
             rc = int_flag(a, arg, v, 1, ARGS_MAX_CTX, &a->n_ctx);
         else if (is(arg, "-t", "--threads") || is(arg, "-tb", "--threads-batch"))
-            rc = int_flag(a, arg, v, -1, 1024, &a->n_threads);
+            rc = int_flag(a, arg, v, -1, THREADPOOL_MAX_THREADS, &a->n_threads);
         else if (is(arg, "-s", "--seed")) {
             int64_t x;
             if (!parse_i64(v, &x) || x < -1 || x > (int64_t)UINT32_MAX)
@@ -405,13 +409,26 @@ char *args_read_file(const char *cmd, const char *path, size_t *len)
         fprintf(stderr, "loft %s: %s: %s\n", cmd, path, strerror(errno));
         return NULL;
     }
+    /* Text is read whole and tokenized in memory (about 5 bytes per byte of
+     * text at the peak): a regular file over the limit is refused before
+     * any of it is read. Pipes are bounded by the same limit while reading. */
+    struct stat sb;
+    if (fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode) && (uint64_t)sb.st_size > ARGS_MAX_TEXT) {
+        fprintf(stderr,
+                "loft %s: %s: %.2f GiB of text is more than loft reads (at most %.0f GiB; "
+                "tokenizing it would need about %.0f GiB)\n",
+                cmd, path, (double)sb.st_size / (1u << 30), (double)ARGS_MAX_TEXT / (1u << 30),
+                5.0 * (double)sb.st_size / (1u << 30));
+        fclose(f);
+        return NULL;
+    }
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap);
     while (buf) {
         size_t got = fread(buf + n, 1, cap - n - 1, f);
         n += got;
         if (n < cap - 1) break;
-        if (cap > SIZE_MAX / 2) {
+        if (cap > SIZE_MAX / 2 || n > ARGS_MAX_TEXT) {
             free(buf);
             buf = NULL;
             break;

@@ -63,7 +63,8 @@ void args_print_usage(FILE *f);
 void args_unescape(char *s);
 
 /* Reads a whole file into a NUL-terminated malloc'd buffer; on failure
- * prints "loft CMD: PATH: reason" and returns NULL. */
+ * prints "loft CMD: PATH: reason" and returns NULL. A file over 1 GiB is
+ * refused before it is read (with the memory tokenizing it would take). */
 char *args_read_file(const char *cmd, const char *path, size_t *len);
 
 /* True when s[0..len) is valid UTF-8 (no overlongs, no surrogates, no

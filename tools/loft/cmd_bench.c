@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "bench/bench.h"
+#include "base/threadpool.h"
 #include "bench/memfit.h"
 #include "bench/sysinfo.h"
 #include "commands.h"
@@ -201,8 +202,9 @@ static int parse_args(int argc, char **argv, bench_opts *o)
     if (!o->batch.n) o->batch = (int_list){{2048}, 1};
     if (!o->ubatch.n) o->ubatch = (int_list){{512}, 1};
     for (int i = 0; i < o->threads.n; i++)
-        if (o->threads.v[i] < 1) {
-            fprintf(stderr, "loft bench: thread counts must be at least 1\n");
+        if (o->threads.v[i] < 1 || o->threads.v[i] > THREADPOOL_MAX_THREADS) {
+            fprintf(stderr, "loft bench: thread count %d is outside 1..%d\n", o->threads.v[i],
+                    THREADPOOL_MAX_THREADS);
             return 2;
         }
     return 0;
@@ -355,6 +357,7 @@ static int run_bench(const bench_opts *op)
             memfit_oom_text(est.total, have, txt, sizeof txt);
             fprintf(stderr, "%sloft bench: %s: not loaded: %s\n", o.progress ? "\n" : "", path,
                     txt);
+            status = 1; /* the rows say OOM; the exit status says not everything ran */
         }
         for (int t = 0; t < n_tests; t++, k++) {
             bench_result *r = &rows[k];

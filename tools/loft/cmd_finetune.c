@@ -7,7 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bench/memfit.h"
 #include "commands.h"
+#include "session.h"
 #include "model/model.h"
 #include "text/chat.h"
 #include "text/vocab.h"
@@ -48,6 +50,7 @@ static void usage(FILE *f)
           "  --resume-from DIR  --auto-resume  --lora ADAPTER.gguf (continue training it)\n"
           "  --deterministic         results independent of threads (always true in loft)\n"
           "  --exact-matmul          dequantize weight rows to F32 for every product\n"
+          "  --mem-limit SIZE        refuse a run whose estimate needs more (512M, 8G) [RAM available]\n"
           "  -ngl N, -fa X, --checkpoint-activations, --pack   accepted, not used (CPU)\n",
           f);
 }
@@ -104,6 +107,7 @@ int cmd_finetune(int argc, char **argv)
     const char *modules = "attn_q,attn_k,attn_v,attn_o";
     double val_split = 0.0, dropout = 0.0;
     bool loss_only = false, strict = false;
+    uint64_t mem_limit = 0; /* --mem-limit; 0 = the RAM available */
     train_opts o = {.n_ctx = 128,
                     .n_batch = -1,
                     .n_threads = 0,
@@ -249,6 +253,10 @@ int cmd_finetune(int argc, char **argv)
             NEED();
             o.init_adapter = v;
         } else if (!strcmp(a, "--deterministic")) { /* always so: see train.h */
+        } else if (!strcmp(a, "--mem-limit")) {
+            NEED();
+            if (!memfit_parse_size(v, &mem_limit) || mem_limit == 0)
+                return bad("--mem-limit expects a size such as 512M or 8G, not", v);
         } else if (!strcmp(a, "--exact-matmul"))
             o.exact_matmul = true;
         else if (!strcmp(a, "--checkpoint-activations") || !strcmp(a, "--pack"))
@@ -274,7 +282,20 @@ int cmd_finetune(int argc, char **argv)
     loft_vocab *voc = NULL;
     train_dataset train = {0}, val = {0};
     int rc = 1;
+    /* From here on SIGINT/SIGTERM ask for a stop: the run finishes its step,
+     * writes a checkpoint and exits 0 (also when the signal came during
+     * loading). */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     if (model_load(&m, model_path, &st) != LOFT_OK) goto fail;
+    memfit_train_config tc = {o.n_ctx, o.rank, o.modules, o.n_threads};
+    if (session_check_train_fit("finetune", model_gguf(m), &tc, mem_limit)) {
+        rc = 1;
+        goto done;
+    }
     if (vocab_load(&voc, model_gguf(m), &st) != LOFT_OK) goto fail;
     loft_chat_template tmpl;
     if (tmpl_name) {
@@ -304,11 +325,6 @@ int cmd_finetune(int argc, char **argv)
             train.n, (long long)train.n_tokens, (long long)train.n_loss_tokens, train.n_truncated,
             o.n_ctx, train.n_bad, train.n_no_loss, val.n);
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
     o.stop = &stop_requested;
     progress pr = {.tty = isatty(STDOUT_FILENO) != 0};
     o.report = report;

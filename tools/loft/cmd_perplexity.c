@@ -65,13 +65,15 @@ int cmd_perplexity(int argc, char **argv)
     /* The session's cache is not used; keep it small. */
     loft_args sa = a;
     sa.n_ctx = 1;
+    loft_ppl_params p = {a.n_ctx, a.n_batch < a.n_ctx ? a.n_batch : a.n_ctx, a.n_chunks};
     rc = session_open(&s, &sa, false);
+    /* Refused with the real -c and -b before the text's chunks are run. */
+    if (!rc) rc = session_check_fit(&s, p.n_ctx, p.n_batch, true);
     if (rc) {
         session_close(&s);
         free(text);
         return rc;
     }
-    loft_ppl_params p = {a.n_ctx, a.n_batch < a.n_ctx ? a.n_batch : a.n_ctx, a.n_chunks};
     loft_ppl_result res;
     loft_status st;
     double t0 = session_now_ms();

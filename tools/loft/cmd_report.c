@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/atomic_file.h"
 #include "bench/report.h"
 #include "commands.h"
 
@@ -20,23 +21,22 @@ static void usage(FILE *out)
                  "  --html FILE    also write an HTML page with SVG bar charts\n");
 }
 
-/* Writes through a temporary name and renames, so a reader never sees half a file. */
+/* Writes through a temporary, fsyncs and renames (atomic_file), so a
+ * reader never sees half a file and a failed write keeps the old one. */
 static int write_file(const char *path, const report *r, bool html)
 {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        fprintf(stderr, "loft report: cannot write %s: %s\n", tmp, strerror(errno));
+    atomic_file af;
+    loft_status st;
+    if (atomic_file_open(&af, path, &st) != LOFT_OK) {
+        fprintf(stderr, "loft report: %s\n", st.msg);
         return 1;
     }
     if (html)
-        report_write_html(f, r);
+        report_write_html(af.f, r);
     else
-        report_write_markdown(f, r);
-    if (ferror(f) | fclose(f) || rename(tmp, path) != 0) {
-        fprintf(stderr, "loft report: cannot write %s: %s\n", path, strerror(errno));
-        remove(tmp);
+        report_write_markdown(af.f, r);
+    if (atomic_file_commit(&af, &st) != LOFT_OK) {
+        fprintf(stderr, "loft report: %s\n", st.msg);
         return 1;
     }
     return 0;

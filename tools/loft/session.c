@@ -76,8 +76,14 @@ int session_open(session *s, const loft_args *a, bool want_template)
         !memfit_fits(&est, a->mem_limit, &have)) {
         char oom[96], msg[256];
         memfit_oom_text(est.total, have, oom, sizeof oom);
-        snprintf(msg, sizeof msg, "%s with -c %d does not fit in memory: %s", a->model, s->n_ctx,
-                 oom);
+        /* perplexity and eval open with a 1-position cache and check their
+         * real -c afterwards (session_check_fit); here only the model is
+         * too big. */
+        if (s->n_ctx > 1)
+            snprintf(msg, sizeof msg, "%s with -c %d does not fit in memory: %s", a->model,
+                     s->n_ctx, oom);
+        else
+            snprintf(msg, sizeof msg, "%s does not fit in memory: %s", a->model, oom);
         return fail(s, 1, msg);
     }
     if (hp->n_ctx_train > 0 && s->n_ctx > hp->n_ctx_train)
@@ -99,6 +105,39 @@ int session_open(session *s, const loft_args *a, bool want_template)
     }
     s->t_load_ms = session_now_ms() - t0;
     return 0;
+}
+
+int session_check_fit(const session *s, int32_t n_ctx, int32_t n_batch, bool all_logits)
+{
+    const loft_args *a = s->args;
+    memfit_config mc = {n_ctx, n_batch, all_logits};
+    memfit_estimate est;
+    loft_status st;
+    uint64_t have = 0;
+    /* A model the estimator cannot read has already been refused by the
+     * loader; nothing is guessed here. */
+    if (memfit_estimate_model(model_gguf(s->model), &mc, &est, &st) != LOFT_OK) return 0;
+    if (memfit_fits(&est, a->mem_limit, &have)) return 0;
+    char oom[96], msg[512];
+    memfit_oom_text(est.total, have, oom, sizeof oom);
+    snprintf(msg, sizeof msg, "%s with -c %d -b %d does not fit in memory: %s", a->model, n_ctx,
+             n_batch, oom);
+    return fail(s, 1, msg);
+}
+
+int session_check_train_fit(const char *cmd, const gguf_file *g,
+                            const struct memfit_train_config *tc, uint64_t mem_limit)
+{
+    memfit_estimate est;
+    loft_status st;
+    uint64_t have = 0;
+    if (memfit_estimate_train(g, tc, &est, &st) != LOFT_OK) return 0;
+    if (memfit_fits(&est, mem_limit, &have)) return 0;
+    char oom[96];
+    memfit_oom_text(est.total, have, oom, sizeof oom);
+    fprintf(stderr, "loft %s: %s with -c %d --lora-rank %d does not fit in memory: %s\n", cmd,
+            g->path, tc->n_ctx, tc->rank, oom);
+    return 1;
 }
 
 void session_close(session *s)

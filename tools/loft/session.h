@@ -49,6 +49,21 @@ typedef struct session {
 int session_open(session *s, const loft_args *a, bool want_template);
 void session_close(session *s);
 
+/* Refuses, before anything is allocated for it, a pass over s's model with
+ * n_ctx positions and n_batch tokens per call (all_logits: logits for every
+ * position of a batch, as perplexity keeps them) that the estimate says
+ * does not fit in --mem-limit or the RAM available. Returns 0, or 1 after
+ * printing one line "loft CMD: MODEL with -c N -b B does not fit in memory:
+ * OOM (needs X GiB, has Y GiB)". */
+int session_check_fit(const session *s, int32_t n_ctx, int32_t n_batch, bool all_logits);
+
+/* The same for fine-tuning: cmd names the command in the message, g is the
+ * model's file, tc the run's shape. Returns 0, or 1 after printing the line
+ * (with -c and --lora-rank). */
+struct memfit_train_config;
+int session_check_train_fit(const char *cmd, const gguf_file *g,
+                            const struct memfit_train_config *tc, uint64_t mem_limit);
+
 /* Tokenizes text (special tokens added as the model says when add_special;
  * special-token text parsed). Returns 0 or an exit status. */
 int session_tokenize(session *s, const char *text, size_t len, bool add_special, int32_t **out,
