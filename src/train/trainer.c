@@ -21,6 +21,9 @@
 #include "kernels/kernels.h"
 #include "model/layers_backward.h"
 #include "model/model_impl.h"
+#include "train/attn_mm.h"
+#include "train/fgemm.h"
+#include "train/lora_mm.h"
 
 /* Saved activations of one block for a sequence of up to max_tokens. */
 typedef struct layer_acts {
@@ -40,12 +43,18 @@ struct trainer {
     layer_acts *acts;
     /* final stage */
     float *x_fin, *inv_f, *xn_f, *xn_sel, *logits, *u_out;
-    int32_t *sel; /* rows with a target */
+    int32_t *sel;     /* rows with a target */
+    double *row_loss; /* loss of each selected row */
     /* backward scratch */
     float *dx, *dxn, *dq, *dk, *dv, *datt, *dgate, *dup, *dh, *du, *dsel, *att_scr;
     float *rope_cs;
-    float *row_bufs; /* n_threads * 16 * max_in floats */
-    void *xq;        /* kernels_matmul activation scratch */
+    float *wscratch;    /* n_threads * fgemm_w_scratch(max_in) floats */
+    float *fwd_tmp;     /* n_threads * fwd_tmp_per floats (proj_forward_multi) */
+    size_t fwd_tmp_per; /* max_tokens * (max_out + 1) */
+    int64_t max_out;    /* widest output of a block's matrices */
+    float *lora_scr;    /* lora_mm scratch for the largest adapted module */
+    size_t att_scr_per; /* attn_mm scratch floats per thread (att_scr) */
+    void *xq;           /* kernels_matmul activation scratch */
     size_t xq_bytes;
     int64_t max_in;
 };
@@ -68,73 +77,218 @@ void trainer_lora_dims(const loft_model *m, lora_dims *d)
 
 /* ---- frozen products --------------------------------------------------- */
 
-typedef struct mm_job {
-    float *y;
-    const float *x;
-    const model_weight *w;
-    int64_t T;
-    float *dx;
-    const float *dy;
-    float *row_bufs;
-    int64_t max_in;
-} mm_job;
-
-/* y rows of w split over threads; each row dequantized once, dotted with
- * every token in F32. */
-static void exact_fwd_worker(void *p, int ith, int nth)
-{
-    mm_job *j = p;
-    const model_weight *w = j->w;
-    const int64_t per = (w->n_out + nth - 1) / nth;
-    const int64_t r0 = per * ith, r1 = r0 + per < w->n_out ? r0 + per : w->n_out;
-    float *buf = j->row_bufs + (size_t)ith * 16u * (size_t)j->max_in;
-    const uint8_t *base = w->data;
-    for (int64_t r = r0; r < r1; r++) {
-        const float *row;
-        if (w->type == LOFT_TYPE_F32) {
-            row = (const float *)(base + (size_t)r * w->row_bytes);
-        } else {
-            loft_dequantize_row(w->type, base + (size_t)r * w->row_bytes, buf, w->n_in);
-            row = buf;
-        }
-        for (int64_t t = 0; t < j->T; t++)
-            j->y[t * w->n_out + r] = dot_f32(row, j->x + t * w->n_in, w->n_in);
-    }
-}
-
-static void bwd_worker(void *p, int ith, int nth)
-{
-    mm_job *j = p;
-    const int64_t per = (j->T + nth - 1) / nth;
-    const int64_t t0 = per * ith, t1 = t0 + per < j->T ? t0 + per : j->T;
-    if (t0 >= t1) return;
-    matmul_qw_backward_x(j->dx, j->dy, j->w, j->T, t0, t1,
-                         j->row_bufs + (size_t)ith * 16u * (size_t)j->max_in);
-}
-
-/* y: (T, n_out) = x W^T, then + lora when the module is adapted (u saved). */
+/* y: (T, n_out) = x W^T, then + lora when the module is adapted (u saved).
+ * Exact mode (and F32 weights) runs the F32 GEMM over dequantized tiles of
+ * W; otherwise the inference kernels with 8-bit activations. */
 static void proj_forward(trainer *tr, float *y, const float *x, const model_weight *w, int64_t T,
                          const lora_module *lm, float *u)
 {
     if (tr->cfg.exact_matmul || w->type == LOFT_TYPE_F32) {
-        mm_job j = {.y = y, .x = x, .w = w, .T = T, .row_bufs = tr->row_bufs, .max_in = tr->max_in};
-        threadpool_run(tr->pool, exact_fwd_worker, &j);
+        fgemm_w_forward(tr->pool, y, x, T, w, tr->wscratch);
     } else {
         const kernels_weight kw = {w->data, w->type, w->n_in, w->n_out, w->row_bytes};
         loft_status st;
         /* The type and the scratch were checked at trainer_init. */
         (void)kernels_matmul(tr->kt, tr->pool, y, x, T, &kw, tr->xq, tr->xq_bytes, &st);
     }
-    if (lm) lora_forward(y, u, x, lm, tr->lora->rank, tr->lora->scale, T);
+    if (lm)
+        lora_mm_forward(tr->pool, y, u, x, lm, tr->lora->rank, tr->lora->scale, T, tr->lora_scr);
+}
+
+/* Frozen products of several weights that share the input x (q, k, v;
+ * gate, up) in one hand-off to the pool: x is quantized once, each thread
+ * takes its rows of every weight (cut at even rows, as kernels_matmul_xq
+ * cuts them, so its two-row products pair the same rows) into tmp, then
+ * copies them into place. Same bits as one kernels_matmul per weight. */
+typedef struct fwdq_job {
+    const loft_kernels *kt;
+    int n;
+    const model_weight *const *ws;
+    float *const *ys;
+    const void *xq;
+    size_t x_row_bytes;
+    int64_t T;
+    float *tmp;
+    size_t tmp_per;
+} fwdq_job;
+
+static void fwdq_worker(void *p, int ith, int nth)
+{
+    const fwdq_job *j = p;
+    float *tmp = j->tmp + (size_t)ith * j->tmp_per;
+    for (int i = 0; i < j->n; i++) {
+        const model_weight *w = j->ws[i];
+        const int64_t pairs = (w->n_out + 1) / 2;
+        const int64_t r0 = pairs * ith / nth * 2;
+        const int64_t r1e = pairs * (ith + 1) / nth * 2, r1 = r1e < w->n_out ? r1e : w->n_out;
+        if (r0 >= r1) continue;
+        const int64_t nr = r1 - r0;
+        const kernels_weight kw = {(const uint8_t *)w->data + (size_t)r0 * w->row_bytes, w->type,
+                                   w->n_in, nr, w->row_bytes};
+        kernels_matmul_xq(j->kt, NULL, tmp, j->xq, j->x_row_bytes, j->T, &kw);
+        for (int64_t t = 0; t < j->T; t++)
+            memcpy(j->ys[i] + t * w->n_out + r0, tmp + t * nr, (size_t)nr * sizeof(float));
+    }
+}
+
+/* ys[i]: (T, ws[i].n_out) = x W_i^T for i < n, then each adapted module's
+ * LoRA term (us[i] saved). Falls back to one proj_forward per weight where
+ * the shared path does not apply (exact mode, F32 weights, activation
+ * formats that differ). */
+static void proj_forward_multi(trainer *tr, int n, const model_weight *const *ws, float *const *ys,
+                               const float *x, int64_t T, const lora_module *const *lms,
+                               float *const *us)
+{
+    bool shared = !tr->cfg.exact_matmul;
+    for (int i = 0; i < n && shared; i++)
+        shared = ws[i]->type != LOFT_TYPE_F32 &&
+                 kernels_x_format(ws[i]->type) == kernels_x_format(ws[0]->type) &&
+                 ws[i]->n_in == ws[0]->n_in && ws[i]->n_out <= tr->max_out;
+    if (!shared) {
+        for (int i = 0; i < n; i++)
+            proj_forward(tr, ys[i], x, ws[i], T, lms[i], us[i]);
+        return;
+    }
+    const size_t rs = kernels_x_row_size(ws[0]->type, ws[0]->n_in);
+    kernels_quantize_x(tr->kt, ws[0]->type, x, T, ws[0]->n_in, tr->xq);
+    fwdq_job j = {.kt = tr->kt,
+                  .n = n,
+                  .ws = ws,
+                  .ys = ys,
+                  .xq = tr->xq,
+                  .x_row_bytes = rs,
+                  .T = T,
+                  .tmp = tr->fwd_tmp,
+                  .tmp_per = tr->fwd_tmp_per};
+    threadpool_run(tr->pool, fwdq_worker, &j);
+    for (int i = 0; i < n; i++)
+        if (lms[i])
+            lora_mm_forward(tr->pool, ys[i], us[i], x, lms[i], tr->lora->rank, tr->lora->scale, T,
+                            tr->lora_scr);
+}
+
+/* The LoRA path of a projection's backward: A/B grads accumulated and, when
+ * dx is not NULL, dx += its input gradient. */
+static void lora_bwd(trainer *tr, float *dx, const float *dy, const float *x, int64_t T,
+                     const lora_module *lm, const float *u)
+{
+    if (lm)
+        lora_mm_backward(tr->pool, dx, dy, x, u, lm, tr->lora->rank, tr->lora->scale, T,
+                         tr->lora_scr);
 }
 
 /* dx += dy W (+ the LoRA path, whose A/B grads are accumulated too). */
 static void proj_backward(trainer *tr, float *dx, const float *dy, const float *x,
                           const model_weight *w, int64_t T, const lora_module *lm, const float *u)
 {
-    mm_job j = {.dx = dx, .dy = dy, .w = w, .T = T, .row_bufs = tr->row_bufs, .max_in = tr->max_in};
-    threadpool_run(tr->pool, bwd_worker, &j);
-    if (lm) lora_backward(dx, dy, x, u, lm, tr->lora->rank, tr->lora->scale, T, tr->du);
+    fgemm_w_backward(tr->pool, dx, dy, T, w, tr->wscratch);
+    lora_bwd(tr, dx, dy, x, T, lm, u);
+}
+
+/* ---- attention over the pool --------------------------------------------- */
+
+typedef struct attn_job {
+    trainer *tr;
+    layer_acts *a;
+    int32_t T;
+    const attn_shape *as;
+} attn_job;
+
+/* [lo, hi): part ith of nth of n items, as even as they go. */
+static void range_of(int32_t n, int ith, int nth, int32_t *lo, int32_t *hi)
+{
+    *lo = (int32_t)((int64_t)n * ith / nth);
+    *hi = (int32_t)((int64_t)n * (ith + 1) / nth);
+}
+
+static void attn_fwd_worker(void *p, int ith, int nth)
+{
+    const attn_job *j = p;
+    int32_t k0, k1;
+    range_of(j->as->n_head_kv, ith, nth, &k0, &k1);
+    if (k0 < k1)
+        attn_mm_forward(j->a->att, j->a->probs, j->a->q, j->a->k, j->a->v, j->T, j->as, k0, k1,
+                        j->tr->att_scr + (size_t)ith * j->tr->att_scr_per);
+}
+
+static void attn_bwd_worker(void *p, int ith, int nth)
+{
+    const attn_job *j = p;
+    trainer *tr = j->tr;
+    int32_t k0, k1;
+    range_of(j->as->n_head_kv, ith, nth, &k0, &k1);
+    if (k0 < k1)
+        attn_mm_backward(tr->dq, tr->dk, tr->dv, tr->datt, j->a->probs, j->a->q, j->a->k, j->a->v,
+                         j->T, j->as, k0, k1, tr->att_scr + (size_t)ith * tr->att_scr_per);
+}
+
+/* ---- element-wise steps over the pool ----------------------------------- */
+
+/* Rows [0, T) split over threads; each value depends on its own row only,
+ * so the split does not change any bit. */
+typedef struct glu_job {
+    float *h, *dgate, *dup;
+    const float *gate, *up, *dh;
+    int32_t T;
+    int64_t F;
+} glu_job;
+
+static void glu_fwd_worker(void *p, int ith, int nth)
+{
+    const glu_job *j = p;
+    int32_t t0, t1;
+    range_of(j->T, ith, nth, &t0, &t1);
+    const size_t o = (size_t)t0 * (size_t)j->F;
+    if (t0 < t1) swiglu_forward(j->h + o, j->gate + o, j->up + o, t1 - t0, j->F);
+}
+
+static void glu_bwd_worker(void *p, int ith, int nth)
+{
+    const glu_job *j = p;
+    int32_t t0, t1;
+    range_of(j->T, ith, nth, &t0, &t1);
+    const size_t o = (size_t)t0 * (size_t)j->F;
+    if (t0 < t1)
+        swiglu_backward(j->dgate + o, j->dup + o, j->dh + o, j->gate + o, j->up + o, t1 - t0, j->F);
+}
+
+/* Cross-entropy of the n selected rows of logits: row i's loss goes to
+ * row_loss[i] and, when backward, its logits are replaced by the gradient
+ * grad_weight * (softmax - onehot). */
+typedef struct loss_job {
+    float *logits;
+    double *row_loss;
+    const int32_t *tokens, *sel;
+    int32_t n;
+    int64_t V;
+    bool backward;
+    float grad_weight;
+} loss_job;
+
+static void loss_worker(void *p, int ith, int nth)
+{
+    const loss_job *j = p;
+    int32_t i0, i1;
+    range_of(j->n, ith, nth, &i0, &i1);
+    const int64_t V = j->V;
+    for (int32_t i = i0; i < i1; i++) {
+        float *lg = j->logits + (size_t)i * (size_t)V;
+        const int32_t target = j->tokens[j->sel[i] + 1];
+        float mx = -INFINITY;
+        for (int64_t k = 0; k < V; k++)
+            if (lg[k] > mx) mx = lg[k];
+        double sum = 0.0;
+        for (int64_t k = 0; k < V; k++)
+            sum += exp((double)(lg[k] - mx));
+        const double lse = (double)mx + log(sum);
+        j->row_loss[i] = lse - (double)lg[target];
+        if (j->backward) {
+            /* d(-log p_target)/d logits = softmax - onehot */
+            for (int64_t k = 0; k < V; k++)
+                lg[k] = (float)(exp((double)lg[k] - lse) * (double)j->grad_weight);
+            lg[target] -= j->grad_weight;
+        }
+    }
 }
 
 /* ---- setup ------------------------------------------------------------- */
@@ -161,6 +315,7 @@ void trainer_free(trainer *tr)
     free(tr->arena);
     free(tr->acts);
     free(tr->sel);
+    free(tr->row_loss);
     free(tr->xq);
     free(tr);
 }
@@ -226,7 +381,26 @@ loft_code trainer_init(trainer **out, loft_model *m, lora_set *lora, const train
          add_size(&total, 1, (size_t)hp->n_rot + 2);
     tr->max_in = tr->F > tr->C ? tr->F : tr->C;
     if (tr->qd > tr->max_in) tr->max_in = tr->qd;
-    ok = ok && add_size(&total, (size_t)cfg->n_threads * 16u, (size_t)tr->max_in);
+    const size_t wscr = fgemm_w_scratch(tr->max_in);
+    tr->max_out = tr->F > tr->C ? tr->F : tr->C;
+    if (tr->qd > tr->max_out) tr->max_out = tr->qd;
+    ok = ok && (size_t)tr->max_out + 1 <= SIZE_MAX / sizeof(float) / T;
+    tr->fwd_tmp_per = ok ? T * ((size_t)tr->max_out + 1) : 0;
+    ok = ok && add_size(&total, (size_t)cfg->n_threads, tr->fwd_tmp_per);
+    size_t lscr = 0;
+    for (size_t i = 0; lora && i < lora->n_mods; i++) {
+        const size_t s = lora_mm_scratch(&lora->mods[i], lora->rank, (int64_t)T);
+        if (s == 0) ok = false;
+        if (s > lscr) lscr = s;
+    }
+    ok = ok && wscr > 0 && add_size(&total, (size_t)cfg->n_threads, wscr) &&
+         add_size(&total, 1, lscr);
+    const attn_shape as_max = {.n_head = hp->n_head,
+                               .n_head_kv = hp->n_head_kv,
+                               .head_dim = hp->head_dim,
+                               .head_dim_v = hp->head_dim_v};
+    tr->att_scr_per = attn_mm_scratch(cfg->max_tokens, &as_max);
+    ok = ok && tr->att_scr_per > 0 && add_size(&total, (size_t)cfg->n_threads, tr->att_scr_per);
     if (!ok) {
         c = loft_fail(st, LOFT_ERR_NOMEM, "trainer: activation size overflows for %zu tokens", T);
         goto fail;
@@ -234,7 +408,8 @@ loft_code trainer_init(trainer **out, loft_model *m, lora_set *lora, const train
     tr->arena = malloc(total * sizeof(float));
     tr->acts = calloc((size_t)hp->n_layer, sizeof *tr->acts);
     tr->sel = malloc(T * sizeof *tr->sel);
-    if (!tr->arena || !tr->acts || !tr->sel) {
+    tr->row_loss = malloc(T * sizeof *tr->row_loss);
+    if (!tr->arena || !tr->acts || !tr->sel || !tr->row_loss) {
         c = loft_fail(st, LOFT_ERR_NOMEM, "trainer: out of memory for %zu floats of activations",
                       total);
         goto fail;
@@ -276,9 +451,11 @@ loft_code trainer_init(trainer **out, loft_model *m, lora_set *lora, const train
     tr->dup = take(&cur, T * F);
     tr->dh = take(&cur, T * F);
     tr->du = take(&cur, T * r);
-    tr->att_scr = take(&cur, T);
+    tr->att_scr = take(&cur, (size_t)cfg->n_threads * tr->att_scr_per);
     tr->rope_cs = take(&cur, (size_t)hp->n_rot + 2);
-    tr->row_bufs = take(&cur, (size_t)cfg->n_threads * 16u * (size_t)tr->max_in);
+    tr->wscratch = take(&cur, (size_t)cfg->n_threads * wscr);
+    tr->fwd_tmp = take(&cur, (size_t)cfg->n_threads * tr->fwd_tmp_per);
+    tr->lora_scr = take(&cur, lscr);
 
     /* Every frozen matrix must be readable; size the 8-bit activation
      * scratch for the widest. */
@@ -366,14 +543,18 @@ static void layer_forward(trainer *tr, int32_t il, float *x, int32_t T, const ro
     const int64_t C = tr->C, F = tr->F;
     memcpy(a->x_in, x, (size_t)T * (size_t)C * sizeof *x);
     rmsnorm_forward_save(a->xn1, a->inv1, x, weight_f32(&L->attn_norm), T, C, hp->norm_eps);
-    proj_forward(tr, a->q, a->xn1, &L->wq, T, mod(tr, il, LORA_ATTN_Q), a->u[LORA_ATTN_Q]);
-    proj_forward(tr, a->k, a->xn1, &L->wk, T, mod(tr, il, LORA_ATTN_K), a->u[LORA_ATTN_K]);
-    proj_forward(tr, a->v, a->xn1, &L->wv, T, mod(tr, il, LORA_ATTN_V), a->u[LORA_ATTN_V]);
+    const model_weight *wqkv[3] = {&L->wq, &L->wk, &L->wv};
+    float *const yqkv[3] = {a->q, a->k, a->v};
+    const lora_module *lqkv[3] = {mod(tr, il, LORA_ATTN_Q), mod(tr, il, LORA_ATTN_K),
+                                  mod(tr, il, LORA_ATTN_V)};
+    float *const uqkv[3] = {a->u[LORA_ATTN_Q], a->u[LORA_ATTN_K], a->u[LORA_ATTN_V]};
+    proj_forward_multi(tr, 3, wqkv, yqkv, a->xn1, T, lqkv, uqkv);
     if (L->bq.data) add_bias(a->q, weight_f32(&L->bq), T, tr->qd);
     if (L->bk.data) add_bias(a->k, weight_f32(&L->bk), T, tr->kd);
     if (L->bv.data) add_bias(a->v, weight_f32(&L->bv), T, tr->vd);
     rope_all(tr, a->q, a->k, T, rp, false);
-    attention_seq_forward(a->att, a->probs, a->q, a->k, a->v, T, as);
+    attn_job aj = {.tr = tr, .a = a, .T = T, .as = as};
+    threadpool_run(tr->pool, attn_fwd_worker, &aj);
     float *proj = tr->dsel; /* free during the forward */
     proj_forward(tr, proj, a->att, &L->wo, T, mod(tr, il, LORA_ATTN_O), a->u[LORA_ATTN_O]);
     if (L->bo.data) add_bias(proj, weight_f32(&L->bo), T, C);
@@ -381,16 +562,20 @@ static void layer_forward(trainer *tr, int32_t il, float *x, int32_t T, const ro
         x[i] += proj[i];
     memcpy(a->x_mid, x, (size_t)T * (size_t)C * sizeof *x);
     rmsnorm_forward_save(a->xn2, a->inv2, x, weight_f32(&L->ffn_norm), T, C, hp->norm_eps);
-    proj_forward(tr, a->gate, a->xn2, &L->ffn_gate, T, mod(tr, il, LORA_FFN_GATE),
-                 a->u[LORA_FFN_GATE]);
-    proj_forward(tr, a->up, a->xn2, &L->ffn_up, T, mod(tr, il, LORA_FFN_UP), a->u[LORA_FFN_UP]);
-    swiglu_forward(a->h, a->gate, a->up, T, F);
+    const model_weight *wgu[2] = {&L->ffn_gate, &L->ffn_up};
+    float *const ygu[2] = {a->gate, a->up};
+    const lora_module *lgu[2] = {mod(tr, il, LORA_FFN_GATE), mod(tr, il, LORA_FFN_UP)};
+    float *const ugu[2] = {a->u[LORA_FFN_GATE], a->u[LORA_FFN_UP]};
+    proj_forward_multi(tr, 2, wgu, ygu, a->xn2, T, lgu, ugu);
+    glu_job gj = {.h = a->h, .gate = a->gate, .up = a->up, .T = T, .F = F};
+    threadpool_run(tr->pool, glu_fwd_worker, &gj);
     proj_forward(tr, proj, a->h, &L->ffn_down, T, mod(tr, il, LORA_FFN_DOWN), a->u[LORA_FFN_DOWN]);
     for (int64_t i = 0; i < (int64_t)T * C; i++)
         x[i] += proj[i];
 }
 
-/* dx: gradient of the block's output on entry, of its input on exit. */
+/* dx: gradient of the block's output on entry, of its input on exit (for block 0,
+ * whose input gradient nothing needs, it stops after the feed-forward). */
 static void layer_backward(trainer *tr, int32_t il, float *dx, int32_t T, const rope_params *rp,
                            const attn_shape *as)
 {
@@ -403,12 +588,21 @@ static void layer_backward(trainer *tr, int32_t il, float *dx, int32_t T, const 
                   a->u[LORA_FFN_DOWN]);
     memset(tr->dgate, 0, TF * sizeof(float));
     memset(tr->dup, 0, TF * sizeof(float));
-    swiglu_backward(tr->dgate, tr->dup, tr->dh, a->gate, a->up, T, tr->F);
+    glu_job gj = {.dgate = tr->dgate,
+                  .dup = tr->dup,
+                  .dh = tr->dh,
+                  .gate = a->gate,
+                  .up = a->up,
+                  .T = T,
+                  .F = tr->F};
+    threadpool_run(tr->pool, glu_bwd_worker, &gj);
+    /* Frozen products sharing an input go through the pool together. */
     memset(tr->dxn, 0, TC * sizeof(float));
-    proj_backward(tr, tr->dxn, tr->dgate, a->xn2, &L->ffn_gate, T, mod(tr, il, LORA_FFN_GATE),
-                  a->u[LORA_FFN_GATE]);
-    proj_backward(tr, tr->dxn, tr->dup, a->xn2, &L->ffn_up, T, mod(tr, il, LORA_FFN_UP),
-                  a->u[LORA_FFN_UP]);
+    const float *dgu[2] = {tr->dgate, tr->dup};
+    const model_weight *wgu[2] = {&L->ffn_gate, &L->ffn_up};
+    fgemm_w_backward_multi(tr->pool, tr->dxn, 2, dgu, wgu, T, tr->wscratch);
+    lora_bwd(tr, tr->dxn, tr->dgate, a->xn2, T, mod(tr, il, LORA_FFN_GATE), a->u[LORA_FFN_GATE]);
+    lora_bwd(tr, tr->dxn, tr->dup, a->xn2, T, mod(tr, il, LORA_FFN_UP), a->u[LORA_FFN_UP]);
     rmsnorm_backward(dx, tr->dxn, a->x_mid, weight_f32(&L->ffn_norm), a->inv2, T, tr->C);
     /* attention: x_mid = x_in + wo(att) */
     memset(tr->datt, 0, (size_t)T * (size_t)tr->qd * sizeof(float));
@@ -416,17 +610,22 @@ static void layer_backward(trainer *tr, int32_t il, float *dx, int32_t T, const 
     memset(tr->dq, 0, (size_t)T * (size_t)tr->qd * sizeof(float));
     memset(tr->dk, 0, (size_t)T * (size_t)tr->kd * sizeof(float));
     memset(tr->dv, 0, (size_t)T * (size_t)tr->vd * sizeof(float));
-    attention_seq_backward(tr->dq, tr->dk, tr->dv, tr->datt, a->probs, a->q, a->k, a->v, T, as,
-                           tr->att_scr);
+    attn_job aj = {.tr = tr, .a = a, .T = T, .as = as};
+    threadpool_run(tr->pool, attn_bwd_worker, &aj);
     rope_all(tr, tr->dq, tr->dk, T, rp, true);
-    memset(tr->dxn, 0, TC * sizeof(float));
-    proj_backward(tr, tr->dxn, tr->dq, a->xn1, &L->wq, T, mod(tr, il, LORA_ATTN_Q),
-                  a->u[LORA_ATTN_Q]);
-    proj_backward(tr, tr->dxn, tr->dk, a->xn1, &L->wk, T, mod(tr, il, LORA_ATTN_K),
-                  a->u[LORA_ATTN_K]);
-    proj_backward(tr, tr->dxn, tr->dv, a->xn1, &L->wv, T, mod(tr, il, LORA_ATTN_V),
-                  a->u[LORA_ATTN_V]);
-    rmsnorm_backward(dx, tr->dxn, a->x_in, weight_f32(&L->attn_norm), a->inv1, T, tr->C);
+    /* The gradient of the first block's input would only reach the frozen
+     * embeddings: the LoRA gradients of q, k, v are all that is left. */
+    float *dxn = il > 0 ? tr->dxn : NULL;
+    if (dxn) {
+        memset(dxn, 0, TC * sizeof(float));
+        const float *dqkv[3] = {tr->dq, tr->dk, tr->dv};
+        const model_weight *wqkv[3] = {&L->wq, &L->wk, &L->wv};
+        fgemm_w_backward_multi(tr->pool, dxn, 3, dqkv, wqkv, T, tr->wscratch);
+    }
+    lora_bwd(tr, dxn, tr->dq, a->xn1, T, mod(tr, il, LORA_ATTN_Q), a->u[LORA_ATTN_Q]);
+    lora_bwd(tr, dxn, tr->dk, a->xn1, T, mod(tr, il, LORA_ATTN_K), a->u[LORA_ATTN_K]);
+    lora_bwd(tr, dxn, tr->dv, a->xn1, T, mod(tr, il, LORA_ATTN_V), a->u[LORA_ATTN_V]);
+    if (dxn) rmsnorm_backward(dx, dxn, a->x_in, weight_f32(&L->attn_norm), a->inv1, T, tr->C);
 }
 
 static loft_code sequence_impl(trainer *tr, const int32_t *tokens, const uint8_t *mask, int32_t T,
@@ -481,25 +680,18 @@ static loft_code sequence_impl(trainer *tr, const int32_t *tokens, const uint8_t
         memcpy(logits_out, tr->logits + (size_t)(n - 1) * (size_t)V, (size_t)V * sizeof(float));
         return LOFT_OK;
     }
+    loss_job lj = {.logits = tr->logits,
+                   .row_loss = tr->row_loss,
+                   .tokens = tokens,
+                   .sel = tr->sel,
+                   .n = n,
+                   .V = V,
+                   .backward = backward,
+                   .grad_weight = grad_weight};
+    threadpool_run(tr->pool, loss_worker, &lj);
     double loss = 0.0;
-    for (int32_t i = 0; i < n; i++) {
-        float *lg = tr->logits + (size_t)i * (size_t)V;
-        const int32_t target = tokens[tr->sel[i] + 1];
-        float mx = -INFINITY;
-        for (int64_t j = 0; j < V; j++)
-            if (lg[j] > mx) mx = lg[j];
-        double sum = 0.0;
-        for (int64_t j = 0; j < V; j++)
-            sum += exp((double)(lg[j] - mx));
-        const double lse = (double)mx + log(sum);
-        loss += lse - (double)lg[target];
-        if (backward) {
-            /* d(-log p_target)/d logits = softmax - onehot */
-            for (int64_t j = 0; j < V; j++)
-                lg[j] = (float)(exp((double)lg[j] - lse) * (double)grad_weight);
-            lg[target] -= grad_weight;
-        }
-    }
+    for (int32_t i = 0; i < n; i++)
+        loss += tr->row_loss[i];
     *loss_sum = loss;
     if (!backward) return LOFT_OK;
 
