@@ -18,5 +18,7 @@ int cmd_embed(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_judge(int argc, char **argv);
 int cmd_finetune(int argc, char **argv);
+int cmd_suite(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 
 #endif

@@ -23,6 +23,8 @@ static const command commands[] = {
     {"eval", cmd_eval, "score a model on a JSONL test set (qa, choice, perplexity)"},
     {"judge", cmd_judge, "compare two answer sets with a judge model, both orders"},
     {"finetune", cmd_finetune, "train a LoRA adapter on a GGUF model from a JSONL file"},
+    {"suite", cmd_suite, "the whole benchmark (inference, fine-tuning, quality) with a report"},
+    {"merge", cmd_merge, "fold LoRA adapters into a model's weights (writes a new GGUF)"},
 };
 
 static void print_usage(FILE *out)
