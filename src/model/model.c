@@ -8,6 +8,7 @@
 
 #include "base/status.h"
 #include "model/model_impl.h"
+#include "model/validate.h"
 #include "quant/quant.h"
 
 /* Limits that keep every size computed from the hyperparameters far from
@@ -403,8 +404,9 @@ loft_code model_load(loft_model **out, const char *path, loft_status *st)
     }
     m->hp.arch = e->arch;
     m->hp.arch_name = e->name;
-    if ((c = model_load_common(m, st)) || (c = model_load_common_layers(m, st)) ||
-        (c = e->load(m, st)) || (c = model_scratch_init(m, st)) ||
+    if ((c = model_load_common(m, st)) || (c = model_validate_hparams(m, st)) ||
+        (c = model_load_common_layers(m, st)) || (c = e->load(m, st)) ||
+        (c = model_validate_tensors(m, st)) || (c = model_scratch_init(m, st)) ||
         (c = model_set_threads(m, 0, st)))
         goto fail;
     *out = m;
@@ -505,6 +507,12 @@ void model_attention(loft_model *m, kv_cache *kv, int32_t il, int32_t T, int32_t
         .window = m->layer_swa[il] ? hp->sliding_window : 0,
         .scale = hp->attn_scale,
         .softcap = hp->attn_softcap,
+        /* the 8-bit path follows ggml's roundings and order (its prompt
+         * path when several tokens come at once); the F32 one stays close
+         * to exact */
+        .f16_products = m->f32_act ? KERNELS_ATTN_OWN
+                        : T > 1    ? KERNELS_ATTN_GGML_BATCH
+                                   : KERNELS_ATTN_GGML_DECODE,
     };
     kernels_attention(m->kt, m->pool, s->att, s->q, T, pos0, K, V, kv_type, &as, s->scores);
 }

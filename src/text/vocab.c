@@ -5,6 +5,7 @@
  */
 #include "text/vocab.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -350,6 +351,10 @@ static loft_code load_tokens(loft_vocab *v, const gguf_file *g, loft_status *st)
         v->tok_slot[h] = (int32_t)i;
 
         v->score[i] = scores ? (float)gguf_array_get_float(scores, i) : 0.0f;
+        if (!isfinite(v->score[i])) {
+            return loft_fail(st, LOFT_ERR_FORMAT, "%s: %s[%zu]: score is not a finite number (%g)",
+                             g->path, KEY_SCORES, i, (double)v->score[i]);
+        }
         int64_t t = types ? gguf_array_get_int(types, i) : VOCAB_TYPE_NORMAL;
         if (t < VOCAB_TYPE_UNDEFINED || t > VOCAB_TYPE_BYTE) {
             return loft_fail(st, LOFT_ERR_FORMAT, "%s: %s[%zu]: unknown token type %lld", g->path,
@@ -600,6 +605,12 @@ loft_code vocab_load(loft_vocab **out, const gguf_file *g, loft_status *st)
     }
     if (rc == LOFT_OK && v->kind == VOCAB_KIND_BPE) {
         rc = load_merges(v, g, st);
+    }
+    /* A token without an embedding row would index past the matrix. */
+    const gguf_tensor_info *embd = gguf_find_tensor(g, "token_embd.weight");
+    if (rc == LOFT_OK && embd && embd->ne[1] < v->n_tokens) {
+        rc = loft_fail(st, LOFT_ERR_FORMAT, "%s: %s: %d tokens, but token_embd.weight has %lld rows",
+                       g->path, KEY_TOKENS, (int)v->n_tokens, (long long)embd->ne[1]);
     }
     if (rc != LOFT_OK) {
         vocab_free(v);

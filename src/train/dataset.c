@@ -54,6 +54,12 @@ static loft_code tb_text(tok_builder *b, const loft_vocab *v, const char *text, 
     size_t nt = 0;
     loft_code c = vocab_tokenize(v, text, len, false, true, &toks, &nt, st);
     if (c != LOFT_OK) return c;
+    /* Text of bytes the vocabulary has no token for gives none; b may not
+     * have a buffer yet (NULL + 0 is undefined). */
+    if (nt == 0) {
+        free(toks);
+        return LOFT_OK;
+    }
     if (!tb_reserve(b, nt)) {
         free(toks);
         return loft_fail(st, LOFT_ERR_NOMEM, "dataset: out of memory");
