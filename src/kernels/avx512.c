@@ -2,7 +2,9 @@
  * avx512.c - the AVX-512 kernel set (F, BW, VL, DQ, VNNI; compiled with the
  * flags in the Makefile's ISA_FLAGS). The integer dot products use the
  * 256-bit bodies of x86_body.h with vpdpbusd / vpdpwssd; the float-weight
- * products use 512-bit registers with masked tails.
+ * products use 512-bit registers with masked tails. The prefill tiles
+ * (gemm: several weight rows by up to 128 tokens, one token per 32-bit
+ * lane) are here only: they need 512-bit vpdpbusd to pay.
  */
 #if defined(__x86_64__) || defined(__i386__)
 
@@ -58,7 +60,8 @@ static inline __attribute__((always_inline)) void k5_dot_float(int64_t n, const 
             a0[j] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m, xr[j] + i), a0[j]);
     }
     KX_UNROLL
-    for (int j = 0; j < nx; j++) out[j] = _mm512_reduce_add_ps(_mm512_add_ps(a0[j], a1[j]));
+    for (int j = 0; j < nx; j++)
+        out[j] = _mm512_reduce_add_ps(_mm512_add_ps(a0[j], a1[j]));
 }
 
 #define K5_F32_BODY(n, w, x, xs, nx, out) k5_dot_float(n, w, x, xs, nx, out, KX_W_F32)
@@ -80,6 +83,514 @@ static void k5_dot_bf16(int64_t n, const void *w, const void *x, size_t xs, int 
     KX_NX_SWITCH(K5_BF16_BODY, n, w, x, xs, nx, out);
 }
 
+/* ---- prefill tiles: weight rows x 16 tokens, one token per 32-bit lane ---- *
+ *
+ * The activations of up to 16 tokens are transposed into a stack buffer so
+ * that one zmm holds, for each token, the same 4 consecutive values; a weight
+ * row's 4 matching values are broadcast to all lanes. One vpdpbusd then does
+ * 4 multiply-adds for 16 tokens, each weight byte unpacked once serves 16
+ * tokens, and the per-block float scaling is one multiply-add per 16 tokens.
+ * The buffer covers K5_KC blocks (or floats) of the row at a time; longer
+ * rows add their chunks' results into y in chunk order. */
+
+/* Tile loops over rows and token lanes unrolled in full: their
+ * accumulators must live in registers. */
+#define K5_UNROLL _Pragma("GCC unroll 16")
+
+#define K5_KC 32                     /* 32-value blocks per activation chunk */
+#define K5_G 4                       /* groups of 16 tokens the 32-block tiles take per row pass */
+#define K5_FG (KERNELS_GEMM_NX / 16) /* the same for float weights: all of a call */
+#define K5_FKC 256                   /* floats per activation chunk */
+#define K5_R 4                       /* weight rows per integer tile */
+#define K5_FR 8                      /* weight rows per float tile */
+
+/* Makes the compiler forget what p's buffer holds, so the 4-byte
+ * broadcasts that follow are loads from it (load ports) rather than
+ * shuffles of the register just stored (which compete with the
+ * multiply-adds for the vector ALUs). */
+#define K5_FROM_MEMORY(p) __asm__ volatile("" : : "r"(p) : "memory")
+
+/* Asks for bytes [off, off + len) of rows r0..r0+nr (ws apart) ahead of
+ * use: the next row tile's part of the chunk arrives while this tile
+ * computes. Prefetches past the matrix are harmless (they never fault). */
+static inline __attribute__((always_inline)) void
+k5_prefetch_rows(const void *w, size_t ws, int64_t nr, size_t off, size_t len)
+{
+    for (int64_t i = 0; i < nr; i++)
+        for (size_t o = 0; o < len; o += 64)
+            _mm_prefetch((const char *)w + (size_t)i * ws + off + o, _MM_HINT_T0);
+}
+
+/* Tokens in group g (16 tokens each) of nx. */
+#define K5_GX(nx, g) ((nx)-16 * (g) < 16 ? (nx)-16 * (g) : 16)
+
+/* One 32-value block of 16 tokens: q[c] lane j = token j's values
+ * 4c..4c+3; off = -(weight offset) * (token's block sum), so the integer
+ * sum starts from it; d and s as in kernels_q8. */
+typedef struct k5_xblock {
+    __m512i q[8];
+    __m512i off;
+    __m512 d;
+    __m512 s;
+} k5_xblock;
+
+/* Transposes blocks [b0, b0 + nb) of nx activation rows (kernels_q8) into
+ * xb; lanes past nx are zero, so they add nothing. */
+static void k5_pack_q8(k5_xblock *xb, const void *x, size_t xs, int nx, int64_t b0, int64_t nb,
+                       int32_t woff)
+{
+    for (int64_t b = 0; b < nb; b++) {
+        int32_t q[8][16], off[16];
+        float d[16], s[16];
+        memset(q, 0, sizeof q);
+        memset(off, 0, sizeof off);
+        memset(d, 0, sizeof d);
+        memset(s, 0, sizeof s);
+        for (int j = 0; j < nx; j++) {
+            const kernels_q8 *src = (const kernels_q8 *)((const char *)x + (size_t)j * xs) + b0 + b;
+            for (int c = 0; c < 8; c++)
+                memcpy(&q[c][j], src->qs + 4 * c, 4);
+            off[j] = -woff * src->sum;
+            d[j] = src->d;
+            s[j] = src->s;
+        }
+        for (int c = 0; c < 8; c++)
+            xb[b].q[c] = _mm512_loadu_si512(q[c]);
+        xb[b].off = _mm512_loadu_si512(off);
+        xb[b].d = _mm512_loadu_ps(d);
+        xb[b].s = _mm512_loadu_ps(s);
+    }
+}
+
+/* Lane j of v into y[j * ys] (j < nx), added to what is there when add. */
+static inline __attribute__((always_inline)) void k5_store_lanes(float *y, size_t ys, int nx,
+                                                                 __m512 v, int add)
+{
+    float l[16];
+    _mm512_storeu_ps(l, v);
+    if (add)
+        for (int j = 0; j < nx; j++)
+            y[(size_t)j * ys] += l[j];
+    else
+        for (int j = 0; j < nx; j++)
+            y[(size_t)j * ys] = l[j];
+}
+
+/* R weight rows (at w, ws apart) by the packed blocks xb[0..nb), which are
+ * blocks b0.. of the rows. Per row and block: the unsigned weight values
+ * are stored once and broadcast 4 at a time. */
+static inline __attribute__((always_inline)) void
+k5_tile_b32(const void *w, size_t ws, const k5_xblock *xb, int64_t b0, int64_t nb, float *y,
+            size_t ys, int nx, int add, const int R, const int kind)
+{
+    __m512 acc[K5_R];
+    K5_UNROLL
+    for (int r = 0; r < R; r++)
+        acc[r] = _mm512_setzero_ps();
+    _Alignas(32) uint32_t u[K5_R][8];
+    for (int64_t b = 0; b < nb; b++) {
+        const k5_xblock *x = &xb[b];
+        float d[K5_R], m[K5_R];
+        K5_UNROLL
+        for (int r = 0; r < R; r++) {
+            m[r] = 0.0f;
+            const __m256i v =
+                kx_unpack32((const char *)w + (size_t)r * ws, b0 + b, kind, &d[r], &m[r]);
+            _mm256_store_si256((__m256i *)u[r], v);
+        }
+        K5_FROM_MEMORY(u);
+        __m512i iacc[K5_R];
+        K5_UNROLL
+        for (int r = 0; r < R; r++)
+            iacc[r] = x->off;
+        K5_UNROLL
+        for (int c = 0; c < 8; c++) {
+            const __m512i xq = x->q[c];
+            K5_UNROLL
+            for (int r = 0; r < R; r++)
+                iacc[r] = _mm512_dpbusd_epi32(iacc[r], _mm512_set1_epi32((int)u[r][c]), xq);
+        }
+        K5_UNROLL
+        for (int r = 0; r < R; r++) {
+            const __m512 scale = _mm512_mul_ps(x->d, _mm512_set1_ps(d[r]));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iacc[r]), scale, acc[r]);
+            if (kind == KX_Q4_1) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(m[r]), x->s, acc[r]);
+        }
+    }
+    K5_UNROLL
+    for (int r = 0; r < R; r++)
+        k5_store_lanes(y + r, ys, nx, acc[r], add);
+}
+
+static inline __attribute__((always_inline)) void k5_gemm_b32(int64_t n, const void *w, size_t ws,
+                                                              int64_t nrows, const void *x,
+                                                              size_t xs, int nx, float *y,
+                                                              size_t ys, const int kind)
+{
+    _Alignas(64) k5_xblock xb[K5_G][K5_KC];
+    const int32_t woff = kind == KX_Q4_0 ? 8 : kind == KX_Q5_0 ? 16 : kind == KX_Q8_0 ? 128 : 0;
+    const int64_t nbt = n / 32;
+    for (int t0 = 0; t0 < nx; t0 += 16 * K5_G) {
+        const int tx = nx - t0 < 16 * K5_G ? nx - t0 : 16 * K5_G;
+        const int G = (tx + 15) / 16;
+        const char *xt = (const char *)x + (size_t)t0 * xs;
+        float *yt = y + (size_t)t0 * ys;
+        for (int64_t b0 = 0; b0 < nbt; b0 += K5_KC) {
+            const int64_t nb = nbt - b0 < K5_KC ? nbt - b0 : K5_KC;
+            const int add = b0 > 0;
+            for (int g = 0; g < G; g++)
+                k5_pack_q8(xb[g], xt + (size_t)(16 * g) * xs, xs, K5_GX(tx, g), b0, nb, woff);
+            /* all token groups per row tile: its weights are read from memory once */
+            const size_t bsz = kind == KX_Q4_0   ? sizeof(kq_block_q4_0)
+                               : kind == KX_Q4_1 ? sizeof(kq_block_q4_1)
+                               : kind == KX_Q5_0 ? sizeof(kq_block_q5_0)
+                                                 : sizeof(kq_block_q8_0);
+            int64_t r = 0;
+            for (; r + K5_R <= nrows; r += K5_R) {
+                if (r + 2 * K5_R <= nrows)
+                    k5_prefetch_rows((const char *)w + (size_t)(r + K5_R) * ws, ws, K5_R,
+                                     (size_t)b0 * bsz, (size_t)nb * bsz);
+                for (int g = 0; g < G; g++)
+                    k5_tile_b32((const char *)w + (size_t)r * ws, ws, xb[g], b0, nb,
+                                yt + (size_t)(16 * g) * ys + r, ys, K5_GX(tx, g), add, K5_R, kind);
+            }
+            for (; r < nrows; r++)
+                for (int g = 0; g < G; g++)
+                    k5_tile_b32((const char *)w + (size_t)r * ws, ws, xb[g], b0, nb,
+                                yt + (size_t)(16 * g) * ys + r, ys, K5_GX(tx, g), add, 1, kind);
+        }
+    }
+}
+
+#define K5_GEMM_B32(name, kind)                                                                    \
+    static void name(int64_t n, const void *w, size_t ws, int64_t nrows, const void *x, size_t xs, \
+                     int nx, float *y, size_t ys)                                                  \
+    {                                                                                              \
+        k5_gemm_b32(n, w, ws, nrows, x, xs, nx, y, ys, kind);                                      \
+    }
+K5_GEMM_B32(k5_gemm_q4_0, KX_Q4_0)
+K5_GEMM_B32(k5_gemm_q5_0, KX_Q5_0)
+K5_GEMM_B32(k5_gemm_q8_0, KX_Q8_0)
+
+/* K-quants: a super-block of 256 values of 16 tokens. q[c] lane j = token
+ * j's values 4c..4c+3; p16[i] lane j = token j's 16-value sums 2i and
+ * 2i+1 as two int16; p32[i] the same for the 32-value sums 2i and 2i+1. */
+typedef struct k5_xkblock {
+    __m512i q[QK_K / 4];
+    __m512i p16[8];
+    __m512i p32[4];
+    __m512 d;
+} k5_xkblock;
+
+#define K5_KKC 4 /* super-blocks per activation chunk */
+#define K5_KG 2  /* groups of 16 tokens the K-quant tiles take per row pass */
+
+static void k5_pack_q8k(k5_xkblock *xb, const void *x, size_t xs, int nx, int64_t b0, int64_t nb)
+{
+    for (int64_t b = 0; b < nb; b++) {
+        int32_t q[QK_K / 4][16], p16[8][16], p32[4][16];
+        float d[16];
+        memset(q, 0, sizeof q);
+        memset(p16, 0, sizeof p16);
+        memset(p32, 0, sizeof p32);
+        memset(d, 0, sizeof d);
+        for (int j = 0; j < nx; j++) {
+            const kernels_q8k *src =
+                (const kernels_q8k *)((const char *)x + (size_t)j * xs) + b0 + b;
+            for (int c = 0; c < QK_K / 4; c++)
+                memcpy(&q[c][j], src->qs + 4 * c, 4);
+            for (int i = 0; i < 8; i++)
+                memcpy(&p16[i][j], src->bsums + 2 * i, 4);
+            for (int i = 0; i < 4; i++) {
+                const int16_t s2[2] = {(int16_t)(src->bsums[4 * i] + src->bsums[4 * i + 1]),
+                                       (int16_t)(src->bsums[4 * i + 2] + src->bsums[4 * i + 3])};
+                memcpy(&p32[i][j], s2, 4);
+            }
+            d[j] = src->d;
+        }
+        for (int c = 0; c < QK_K / 4; c++)
+            xb[b].q[c] = _mm512_loadu_si512(q[c]);
+        for (int i = 0; i < 8; i++)
+            xb[b].p16[i] = _mm512_loadu_si512(p16[i]);
+        for (int i = 0; i < 4; i++)
+            xb[b].p32[i] = _mm512_loadu_si512(p32[i]);
+        xb[b].d = _mm512_loadu_ps(d);
+    }
+}
+
+/* Two int16 values as one broadcast dword. */
+static inline __attribute__((always_inline)) __m512i k5_pair16(int a, int b)
+{
+    return _mm512_set1_epi32((int)(((uint32_t)(uint16_t)(int16_t)b << 16) | (uint16_t)(int16_t)a));
+}
+
+/* Q4_K: Σ_j sc_j Σ q x (exact, int32) times d dx, minus dmin dx Σ_j mn_j
+ * (32-value sum of x)_j. Q6_K: Σ_g sc_g Σ q x minus 32 Σ_g sc_g (16-value
+ * sum)_g, times d dx. */
+static inline __attribute__((always_inline)) void k5_tile_k(const void *w, size_t ws,
+                                                            const k5_xkblock *xb, int64_t b0,
+                                                            int64_t nb, float *y, size_t ys, int nx,
+                                                            int add, const int R, const int q6)
+{
+    __m512 acc[K5_R];
+    K5_UNROLL
+    for (int r = 0; r < R; r++)
+        acc[r] = _mm512_setzero_ps();
+    _Alignas(32) uint32_t u[QK_K / 4];
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+    for (int64_t b = 0; b < nb; b++) {
+        const k5_xkblock *x = &xb[b];
+        for (int r = 0; r < R; r++) {
+            __m512i iblk = _mm512_setzero_si512(), icorr = _mm512_setzero_si512();
+            float dd, dm = 0.0f;
+            if (!q6) {
+                const kq_block_q4_k *wb =
+                    (const kq_block_q4_k *)((const char *)w + (size_t)r * ws) + b0 + b;
+                uint8_t sc[8], mn[8];
+                kq_q4k_scales(wb->scales, sc, mn);
+                for (int c = 0; c < 4; c++) {
+                    const __m256i q = kx_load(wb->qs + 32 * c);
+                    _mm256_store_si256((__m256i *)(u + 16 * c), _mm256_and_si256(q, m4));
+                    _mm256_store_si256((__m256i *)(u + 16 * c + 8),
+                                       _mm256_and_si256(_mm256_srli_epi16(q, 4), m4));
+                }
+                K5_FROM_MEMORY(u);
+                K5_UNROLL
+                for (int j = 0; j < 8; j++) {
+                    __m512i is = _mm512_setzero_si512();
+                    K5_UNROLL
+                    for (int c = 0; c < 8; c++)
+                        is = _mm512_dpbusd_epi32(is, _mm512_set1_epi32((int)u[8 * j + c]),
+                                                 x->q[8 * j + c]);
+                    iblk = _mm512_add_epi32(iblk, _mm512_mullo_epi32(is, _mm512_set1_epi32(sc[j])));
+                }
+                K5_UNROLL
+                for (int i = 0; i < 4; i++)
+                    icorr =
+                        _mm512_dpwssd_epi32(icorr, x->p32[i], k5_pair16(mn[2 * i], mn[2 * i + 1]));
+                dd = kx_h2f(wb->d);
+                dm = kx_h2f(wb->dmin);
+            } else {
+                const kq_block_q6_k *wb =
+                    (const kq_block_q6_k *)((const char *)w + (size_t)r * ws) + b0 + b;
+                for (int h = 0; h < 2; h++) {
+                    const __m256i qa = kx_load(wb->ql + 64 * h), qb = kx_load(wb->ql + 64 * h + 32);
+                    const __m256i hb = kx_load(wb->qh + 32 * h);
+                    uint32_t *uh = u + 32 * h;
+                    _mm256_store_si256(
+                        (__m256i *)uh,
+                        _mm256_or_si256(_mm256_and_si256(qa, m4),
+                                        _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30)));
+                    _mm256_store_si256(
+                        (__m256i *)(uh + 8),
+                        _mm256_or_si256(_mm256_and_si256(qb, m4),
+                                        _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30)));
+                    _mm256_store_si256(
+                        (__m256i *)(uh + 16),
+                        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), m4),
+                                        _mm256_and_si256(hb, m30)));
+                    _mm256_store_si256(
+                        (__m256i *)(uh + 24),
+                        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), m4),
+                                        _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30)));
+                }
+                K5_FROM_MEMORY(u);
+                K5_UNROLL
+                for (int g = 0; g < 16; g++) {
+                    __m512i is = _mm512_setzero_si512();
+                    K5_UNROLL
+                    for (int c = 0; c < 4; c++)
+                        is = _mm512_dpbusd_epi32(is, _mm512_set1_epi32((int)u[4 * g + c]),
+                                                 x->q[4 * g + c]);
+                    iblk = _mm512_add_epi32(
+                        iblk, _mm512_mullo_epi32(is, _mm512_set1_epi32(wb->scales[g])));
+                }
+                K5_UNROLL
+                for (int i = 0; i < 8; i++)
+                    icorr = _mm512_dpwssd_epi32(
+                        icorr, x->p16[i], k5_pair16(wb->scales[2 * i], wb->scales[2 * i + 1]));
+                iblk = _mm512_sub_epi32(iblk, _mm512_slli_epi32(icorr, 5));
+                dd = kx_h2f(wb->d);
+            }
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iblk),
+                                     _mm512_mul_ps(x->d, _mm512_set1_ps(dd)), acc[r]);
+            if (!q6)
+                acc[r] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(icorr),
+                                          _mm512_mul_ps(x->d, _mm512_set1_ps(dm)), acc[r]);
+        }
+    }
+    K5_UNROLL
+    for (int r = 0; r < R; r++)
+        k5_store_lanes(y + r, ys, nx, acc[r], add);
+}
+
+static inline __attribute__((always_inline)) void k5_gemm_k(int64_t n, const void *w, size_t ws,
+                                                            int64_t nrows, const void *x, size_t xs,
+                                                            int nx, float *y, size_t ys,
+                                                            const int q6)
+{
+    _Alignas(64) k5_xkblock xb[K5_KG][K5_KKC];
+    const int64_t nbt = n / QK_K;
+    /* groups of K5_KG x 16 tokens, each a full pass over the rows */
+    for (int t0 = 0; t0 < nx; t0 += 16 * K5_KG) {
+        const int tx = nx - t0 < 16 * K5_KG ? nx - t0 : 16 * K5_KG;
+        const int G = (tx + 15) / 16;
+        const char *xt = (const char *)x + (size_t)t0 * xs;
+        float *yt = y + (size_t)t0 * ys;
+        for (int64_t b0 = 0; b0 < nbt; b0 += K5_KKC) {
+            const int64_t nb = nbt - b0 < K5_KKC ? nbt - b0 : K5_KKC;
+            const int add = b0 > 0;
+            for (int g = 0; g < G; g++)
+                k5_pack_q8k(xb[g], xt + (size_t)(16 * g) * xs, xs, K5_GX(tx, g), b0, nb);
+            const size_t bsz = q6 ? sizeof(kq_block_q6_k) : sizeof(kq_block_q4_k);
+            int64_t r = 0;
+            for (; r + K5_R <= nrows; r += K5_R) {
+                if (r + 2 * K5_R <= nrows)
+                    k5_prefetch_rows((const char *)w + (size_t)(r + K5_R) * ws, ws, K5_R,
+                                     (size_t)b0 * bsz, (size_t)nb * bsz);
+                for (int g = 0; g < G; g++)
+                    k5_tile_k((const char *)w + (size_t)r * ws, ws, xb[g], b0, nb,
+                              yt + (size_t)(16 * g) * ys + r, ys, K5_GX(tx, g), add, K5_R, q6);
+            }
+            for (; r < nrows; r++)
+                for (int g = 0; g < G; g++)
+                    k5_tile_k((const char *)w + (size_t)r * ws, ws, xb[g], b0, nb,
+                              yt + (size_t)(16 * g) * ys + r, ys, K5_GX(tx, g), add, 1, q6);
+        }
+    }
+}
+
+static void k5_gemm_q4_k(int64_t n, const void *w, size_t ws, int64_t nrows, const void *x,
+                         size_t xs, int nx, float *y, size_t ys)
+{
+    k5_gemm_k(n, w, ws, nrows, x, xs, nx, y, ys, 0);
+}
+
+static void k5_gemm_q6_k(int64_t n, const void *w, size_t ws, int64_t nrows, const void *x,
+                         size_t xs, int nx, float *y, size_t ys)
+{
+    k5_gemm_k(n, w, ws, nrows, x, xs, nx, y, ys, 1);
+}
+
+/* Float weights: the activations of a chunk of k values are transposed to
+ * xt[k][16 tokens]; R weight rows of the chunk are converted to F32 once
+ * into wt and broadcast one value at a time. Two accumulators per row (even
+ * and odd k) halve the length of each chain of adds. */
+static inline __attribute__((always_inline)) void k5_tile_float(const float *wt, const __m512 *xt,
+                                                                int64_t kc, float *y, size_t ys,
+                                                                int nx, int add, const int R)
+{
+    __m512 a0[K5_FR], a1[K5_FR];
+    K5_UNROLL
+    for (int r = 0; r < R; r++)
+        a0[r] = a1[r] = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + 2 <= kc; k += 2) {
+        const __m512 x0 = xt[k], x1 = xt[k + 1];
+        K5_UNROLL
+        for (int r = 0; r < R; r++) {
+            a0[r] = _mm512_fmadd_ps(_mm512_set1_ps(wt[(size_t)r * K5_FKC + (size_t)k]), x0, a0[r]);
+            a1[r] =
+                _mm512_fmadd_ps(_mm512_set1_ps(wt[(size_t)r * K5_FKC + (size_t)k + 1]), x1, a1[r]);
+        }
+    }
+    if (k < kc) {
+        K5_UNROLL
+        for (int r = 0; r < R; r++)
+            a0[r] =
+                _mm512_fmadd_ps(_mm512_set1_ps(wt[(size_t)r * K5_FKC + (size_t)k]), xt[k], a0[r]);
+    }
+    K5_UNROLL
+    for (int r = 0; r < R; r++)
+        k5_store_lanes(y + r, ys, nx, _mm512_add_ps(a0[r], a1[r]), add);
+}
+
+/* The tile for a full row group and for one row, compiled apart so each
+ * gets its own fully unrolled body with accumulators in registers. */
+static __attribute__((noinline)) void k5_tile_float_full(const float *wt, const __m512 *xt,
+                                                         int64_t kc, float *y, size_t ys, int nx,
+                                                         int add)
+{
+    k5_tile_float(wt, xt, kc, y, ys, nx, add, K5_FR);
+}
+
+static __attribute__((noinline)) void k5_tile_float_one(const float *wt, const __m512 *xt,
+                                                        int64_t kc, float *y, size_t ys, int nx,
+                                                        int add)
+{
+    k5_tile_float(wt, xt, kc, y, ys, nx, add, 1);
+}
+
+/* Values [k0, k0 + kc) of a float-type row as F32 into dst. */
+static inline __attribute__((always_inline)) void
+k5_row_to_f32(float *dst, const void *w, int64_t k0, int64_t kc, const int kind)
+{
+    int64_t i = 0;
+    for (; i + 16 <= kc; i += 16)
+        _mm512_storeu_ps(dst + i, k5_load_w16(w, k0 + i, 0xFFFF, kind));
+    if (i < kc) {
+        const __mmask16 m = (__mmask16)((1u << (kc - i)) - 1);
+        _mm512_mask_storeu_ps(dst + i, m, k5_load_w16(w, k0 + i, m, kind));
+    }
+}
+
+static inline __attribute__((always_inline)) void k5_gemm_float(int64_t n, const void *w, size_t ws,
+                                                                int64_t nrows, const void *x,
+                                                                size_t xs, int nx, float *y,
+                                                                size_t ys, const int kind)
+{
+    _Alignas(64) __m512 xt[K5_FG][K5_FKC];
+    _Alignas(64) float wt[K5_FR * K5_FKC];
+    const int G = (nx + 15) / 16;
+    for (int64_t k0 = 0; k0 < n; k0 += K5_FKC) {
+        const int64_t kc = n - k0 < K5_FKC ? n - k0 : K5_FKC;
+        const int add = k0 > 0;
+        /* transpose: 16 tokens x kc values -> kc vectors of 16 tokens */
+        for (int g = 0; g < G; g++) {
+            float *col = (float *)xt[g];
+            memset(col, 0, (size_t)kc * sizeof(__m512));
+            for (int j = 0; j < K5_GX(nx, g); j++) {
+                const float *xr = (const float *)((const char *)x + (size_t)(16 * g + j) * xs) + k0;
+                for (int64_t k = 0; k < kc; k++)
+                    col[16 * k + j] = xr[k];
+            }
+        }
+        int64_t r = 0;
+        for (; r < nrows; r += K5_FR) {
+            const int rr = nrows - r < K5_FR ? (int)(nrows - r) : K5_FR;
+            const size_t esz = kind == KX_W_F32 ? 4 : 2;
+            /* the rows two tiles ahead, one per row converted, so the
+             * requests spread out instead of filling the miss buffers */
+            for (int i = 0; i < rr; i++) {
+                if (r + 2 * K5_FR + i < nrows)
+                    k5_prefetch_rows((const char *)w + (size_t)(r + 2 * K5_FR + i) * ws, ws, 1,
+                                     (size_t)k0 * esz, (size_t)kc * esz);
+                k5_row_to_f32(wt + (size_t)i * K5_FKC, (const char *)w + (size_t)(r + i) * ws, k0,
+                              kc, kind);
+            }
+            for (int g = 0; g < G; g++) {
+                float *yg = y + (size_t)(16 * g) * ys + r;
+                if (rr == K5_FR)
+                    k5_tile_float_full(wt, xt[g], kc, yg, ys, K5_GX(nx, g), add);
+                else
+                    for (int i = 0; i < rr; i++)
+                        k5_tile_float_one(wt + (size_t)i * K5_FKC, xt[g], kc, yg + i, ys,
+                                          K5_GX(nx, g), add);
+            }
+        }
+    }
+}
+
+#define K5_GEMM_FLOAT(name, kind)                                                                  \
+    static void name(int64_t n, const void *w, size_t ws, int64_t nrows, const void *x, size_t xs, \
+                     int nx, float *y, size_t ys)                                                  \
+    {                                                                                              \
+        k5_gemm_float(n, w, ws, nrows, x, xs, nx, y, ys, kind);                                    \
+    }
+K5_GEMM_FLOAT(k5_gemm_f32, KX_W_F32)
+K5_GEMM_FLOAT(k5_gemm_f16, KX_W_F16)
+K5_GEMM_FLOAT(k5_gemm_bf16, KX_W_BF16)
+
 /* The 512-bit float-weight products replace the 256-bit ones. (A two-row
  * variant of these measured slower, about 8%, so they go row by row.) */
 static void kx_extra_fill(loft_kernels *kt)
@@ -87,6 +598,18 @@ static void kx_extra_fill(loft_kernels *kt)
     kt->dot[LOFT_TYPE_F32] = k5_dot_f32;
     kt->dot[LOFT_TYPE_F16] = k5_dot_f16;
     kt->dot[LOFT_TYPE_BF16] = k5_dot_bf16;
+    kt->gemm[LOFT_TYPE_Q4_0] = k5_gemm_q4_0;
+    /* No Q4_1 tile: llama.cpp multiplies Q4_1 by its row-by-row dot product
+     * even for prompts, and the dot product here sums in that same order
+     * (8 lanes of 4-value sums, see x86_body.h), which test_model_logits
+     * holds to llama.cpp's logits; a tile would reorder those sums. */
+    kt->gemm[LOFT_TYPE_Q5_0] = k5_gemm_q5_0;
+    kt->gemm[LOFT_TYPE_Q8_0] = k5_gemm_q8_0;
+    kt->gemm[LOFT_TYPE_Q4_K] = k5_gemm_q4_k;
+    kt->gemm[LOFT_TYPE_Q6_K] = k5_gemm_q6_k;
+    kt->gemm[LOFT_TYPE_F32] = k5_gemm_f32;
+    kt->gemm[LOFT_TYPE_F16] = k5_gemm_f16;
+    kt->gemm[LOFT_TYPE_BF16] = k5_gemm_bf16;
 }
 
 #else

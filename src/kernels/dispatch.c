@@ -184,8 +184,12 @@ typedef struct kd_matmul_job {
     const kernels_weight *w;
 } kd_matmul_job;
 
+/* Fewest tokens worth a gemm tile (below, the 1..4-token dot products). */
+#define KD_GEMM_MIN_NX 8
+
 /* Thread ith takes weight rows [N*ith/nth, N*(ith+1)/nth) and, for each
- * group of up to KERNELS_MAX_NX tokens, walks its rows once. */
+ * group of up to KERNELS_GEMM_NX tokens (gemm) or KERNELS_MAX_NX tokens
+ * (dot products), walks its rows once. */
 static void kd_matmul_part(void *arg, int ith, int nth)
 {
     const kd_matmul_job *jb = arg;
@@ -197,11 +201,23 @@ static void kd_matmul_part(void *arg, int ith, int nth)
     const kernels_dot_fn dot = jb->kt->dot[w->type];
     const kernels_dot2_fn dot2 = jb->kt->dot2[w->type];
     const char *wbase = w->data;
+    const kernels_gemm_fn gemm = jb->kt->gemm[w->type];
     float out[2 * KERNELS_MAX_NX];
-    for (int64_t t0 = 0; t0 < jb->T; t0 += KERNELS_MAX_NX) {
-        const int nx = jb->T - t0 < KERNELS_MAX_NX ? (int)(jb->T - t0) : KERNELS_MAX_NX;
+    for (int64_t t0 = 0; t0 < jb->T;) {
         const char *xt = (const char *)jb->xq + (size_t)t0 * jb->x_row_bytes;
         float *yt = jb->y + (size_t)t0 * (size_t)N;
+        /* Tiles of many tokens where enough are left; the tokens each pass
+         * takes depend on T only, never on the thread count. */
+        if (gemm && jb->T - t0 >= KD_GEMM_MIN_NX) {
+            const int gx = jb->T - t0 < KERNELS_GEMM_NX ? (int)(jb->T - t0) : KERNELS_GEMM_NX;
+            if (r1 > r0)
+                gemm(w->n_in, wbase + (size_t)r0 * w->row_bytes, w->row_bytes, r1 - r0, xt,
+                     jb->x_row_bytes, gx, yt + r0, (size_t)N);
+            t0 += gx;
+            continue;
+        }
+        const int nx = jb->T - t0 < KERNELS_MAX_NX ? (int)(jb->T - t0) : KERNELS_MAX_NX;
+        t0 += nx;
         int64_t r = r0;
         /* Pairs only for several tokens: with one token the product streams
          * weights from memory, and two interleaved row streams measured up to
@@ -331,7 +347,9 @@ static void kd_attn_part(void *arg, int ith, int nth)
         if (as->window > 0 && pos - as->window + 1 > 0) first = pos - as->window + 1;
         const size_t qw = (size_t)as->n_head * (size_t)as->head_dim;
         const size_t ow = (size_t)as->n_head * (size_t)as->head_dim_v;
-        jb->kt->attn_group(jb->out + (size_t)t * ow + (size_t)h0 * (size_t)as->head_dim_v,
+        const bool ggml = as->f16_products != KERNELS_ATTN_OWN && jb->kv_type == LOFT_TYPE_F16 &&
+                          as->head_dim <= KERNELS_ATTN_GGML_MAX_HD;
+        (ggml ? kernels_attn_group_ggml : jb->kt->attn_group)(jb->out + (size_t)t * ow + (size_t)h0 * (size_t)as->head_dim_v,
                            jb->q + (size_t)t * qw + (size_t)h0 * (size_t)as->head_dim, ng,
                            (const char *)jb->K + (size_t)hk * (size_t)as->head_dim * esz, k_stride,
                            (const char *)jb->V + (size_t)hk * (size_t)as->head_dim_v * esz, v_stride,

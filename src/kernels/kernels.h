@@ -66,6 +66,18 @@ typedef void (*kernels_dot_fn)(int64_t n, const void *w, const void *x, size_t x
 typedef void (*kernels_dot2_fn)(int64_t n, const void *w, size_t w_stride, const void *x,
                                 size_t x_stride, int nx, float *out);
 
+/* Tokens one gemm call takes at most. */
+#define KERNELS_GEMM_NX 128
+
+/* y[j * y_stride + r] = dot(weight row r, activation row j) for r < nrows
+ * and j < nx (1 <= nx <= KERNELS_GEMM_NX): weight row r at w + r * w_stride
+ * bytes, activation rows as for kernels_dot_fn. Optional: a set provides it
+ * where tiles of several weight rows by many tokens pay (prefill). The value
+ * of one (row, token) does not depend on nrows, nx or on which rows share a
+ * call, so splitting rows across threads changes no bit. */
+typedef void (*kernels_gemm_fn)(int64_t n, const void *w, size_t w_stride, int64_t nrows,
+                                const void *x, size_t x_stride, int nx, float *y, size_t y_stride);
+
 /* Quantizes n floats (a multiple of the block size: 32 or QK_K) into
  * n/32 kernels_q8 or n/QK_K kernels_q8k blocks. */
 typedef void (*kernels_quant_fn)(const float *x, void *y, int64_t n);
@@ -80,7 +92,36 @@ typedef struct kernels_attn {
     int32_t window; /* 0 = full causal */
     float scale;
     float softcap; /* 0 = none */
+    /* KERNELS_ATTN_GGML_* (F16 caches, head_dim <= KERNELS_ATTN_GGML_MAX_HD
+     * only; otherwise ignored): compute exactly as ggml's CPU backend does,
+     * rounding for rounding (see kernels_attn_group_ggml). */
+    int f16_products;
 } kernels_attn;
+
+enum {
+    KERNELS_ATTN_OWN = 0,        /* loft's own sequence */
+    KERNELS_ATTN_GGML_DECODE = 1, /* ggml with one query token per batch */
+    KERNELS_ATTN_GGML_BATCH = 2,  /* ggml with several (its prompt path) */
+};
+
+#define KERNELS_ATTN_GGML_MAX_HD 1024
+
+/* e^x exactly as ggml's AVX-512 vector expf computes it (a polynomial
+ * within about 1.5 ulp of e^x; 0 below about -88, infinity above 88). */
+float kernels_expf_ggml(float x);
+
+/* ggml's attention (no flash attention) over an F16 cache, with the same
+ * arguments as kernels_attn_fn: each query element rounded to F16; q.k
+ * summed in ggml's order (GGML_DECODE: its F16 dot product, four 16-lane
+ * accumulators; GGML_BATCH: its llamafile gemm, one 16-lane accumulator);
+ * scores times scale; exponentials by ggml's vector expf, summed per 16
+ * cache cells in float then in double; probabilities times the float
+ * reciprocal and rounded to F16; values summed in the same order as q.k.
+ * With identical inputs the outputs are bit-identical to ggml's AVX-512
+ * build. ng <= KERNELS_MAX_NX; scores: ng * (last + 1) floats. */
+void kernels_attn_group_ggml(float *out, const float *q, int ng, const void *K, size_t k_stride,
+                             const void *V, size_t v_stride, uint32_t kv_type, int32_t first,
+                             int32_t last, const kernels_attn *as, float *scores);
 
 /* Attention of ng (1..KERNELS_MAX_NX) query heads that share one kv head,
  * for one token over positions first..last:
@@ -102,6 +143,7 @@ typedef struct loft_kernels {
     kernels_quant_fn quantize_q8k;
     kernels_dot_fn dot[LOFT_TYPE_COUNT]; /* NULL: type has no dot product */
     kernels_dot2_fn dot2[LOFT_TYPE_COUNT]; /* NULL: use dot row by row */
+    kernels_gemm_fn gemm[LOFT_TYPE_COUNT]; /* NULL: use dot2 / dot */
     kernels_attn_fn attn_group;
     kernels_glu_fn swiglu; /* act = silu: x / (1 + e^-x) */
     kernels_glu_fn geglu;  /* act = gelu, tanh form: x / 2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
@@ -143,8 +185,10 @@ typedef struct kernels_weight {
  * apart. Rows of w are split into contiguous ranges, one per pool thread
  * (pool may be NULL: the caller alone), cut at even rows so rows pair up
  * for dot2 the same way whatever the thread count; each thread takes up to
- * KERNELS_MAX_NX activation rows per pass over its weight rows. The result
- * does not depend on the thread count. The type must have a dot product. */
+ * KERNELS_GEMM_NX activation rows per gemm call where the set has a gemm
+ * for the type and at least 8 rows are left, else up to KERNELS_MAX_NX
+ * per pass of dot products over its weight rows. The result does not
+ * depend on the thread count. The type must have a dot product. */
 void kernels_matmul_xq(const loft_kernels *kt, threadpool *pool, float *y, const void *xq,
                        size_t x_row_bytes, int64_t T, const kernels_weight *w);
 

@@ -69,8 +69,10 @@ static void kn_quantize_q8(const float *x, void *y, int64_t n)
         const float amax = kn_absmax(x, 32);
         const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
         b[i].sum = kn_round32(x, id, b[i].qs);
-        b[i].d = amax / 127.0f;
-        b[i].s = b[i].d * (float)b[i].sum;
+        /* F16 scale and scaled sum, as ggml's Q8_0 / Q8_1 (see ref.c). */
+        const float d = amax / 127.0f;
+        b[i].d = loft_f16_to_f32(loft_f32_to_f16(d));
+        b[i].s = loft_f16_to_f32(loft_f32_to_f16(d * (float)b[i].sum));
     }
 }
 
@@ -83,7 +85,7 @@ static void kn_quantize_q8k(const float *x, void *y, int64_t n)
         for (int k = 0; k < QK_K; k += 32) kn_round32(x + k, id, b[i].qs + k);
         for (int g = 0; g < 16; g++)
             b[i].bsums[g] = (int16_t)vaddlvq_s8(vld1q_s8(b[i].qs + 16 * g));
-        b[i].d = amax / 127.0f;
+        b[i].d = amax > 0.0f ? 1.0f / id : 0.0f; /* as ggml's Q8_K (see ref.c) */
     }
 }
 

@@ -35,9 +35,12 @@ static void ref_quantize_q8(const float *x, void *y, int64_t n)
             b[i].qs[j] = round_i8(x[j] * id);
             sum += b[i].qs[j];
         }
-        b[i].d = amax / 127.0f;
+        /* ggml's Q8_0 / Q8_1: the scale and the scaled sum are stored as
+         * F16, and the dot products use those roundings. */
+        const float d = amax / 127.0f;
+        b[i].d = loft_f16_to_f32(loft_f32_to_f16(d));
         b[i].sum = sum;
-        b[i].s = b[i].d * (float)sum;
+        b[i].s = loft_f16_to_f32(loft_f32_to_f16(d * (float)sum));
     }
 }
 
@@ -54,7 +57,9 @@ static void ref_quantize_q8k(const float *x, void *y, int64_t n)
             for (int j = 0; j < 16; j++) s += b[i].qs[16 * g + j];
             b[i].bsums[g] = (int16_t)s;
         }
-        b[i].d = amax / 127.0f;
+        /* ggml's Q8_K keeps 1 / iscale, not amax / 127 (they can differ by
+         * an ulp). */
+        b[i].d = amax > 0.0f ? 1.0f / id : 0.0f;
     }
 }
 

@@ -119,8 +119,10 @@ static void kx_quantize_q8(const float *x, void *y, int64_t n)
         const float amax = kx_hmax(m);
         const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
         b[i].sum = kx_round32(x, _mm256_set1_ps(id), b[i].qs);
-        b[i].d = amax / 127.0f;
-        b[i].s = b[i].d * (float)b[i].sum;
+        /* F16 scale and scaled sum, as ggml's Q8_0 / Q8_1 (see ref.c). */
+        const float d = amax / 127.0f;
+        b[i].d = loft_f16_to_f32(loft_f32_to_f16(d));
+        b[i].s = loft_f16_to_f32(loft_f32_to_f16(d * (float)b[i].sum));
     }
 }
 
@@ -131,7 +133,8 @@ static void kx_quantize_q8k(const float *x, void *y, int64_t n)
         __m256 m = _mm256_setzero_ps();
         for (int k = 0; k < QK_K; k += 8) m = kx_absmax8(m, x + k);
         const float amax = kx_hmax(m);
-        const __m256 id = _mm256_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f);
+        const float ids = amax > 0.0f ? 127.0f / amax : 0.0f;
+        const __m256 id = _mm256_set1_ps(ids);
         for (int k = 0; k < QK_K; k += 32) kx_round32(x + k, id, b[i].qs + k);
         for (int g = 0; g < 16; g++) {
             /* sign-extend and sum 16 int8 values */
@@ -142,7 +145,7 @@ static void kx_quantize_q8k(const float *x, void *y, int64_t n)
             h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xB1));
             b[i].bsums[g] = (int16_t)_mm_cvtsi128_si32(h);
         }
-        b[i].d = amax / 127.0f;
+        b[i].d = amax > 0.0f ? 1.0f / ids : 0.0f; /* as ggml's Q8_K (see ref.c) */
     }
 }
 
@@ -295,13 +298,11 @@ KX_INLINE void kx_q4_1_block(const kq_block_q4_1 *b, const kernels_q8 *const *xr
 {
     const __m256i u = kx_nibbles32(b->qs);
     const float dw = kx_h2f(b->d), mw = kx_h2f(b->m);
-    const __m256 dwv = _mm256_set1_ps(dw);
     KX_UNROLL
     for (int j = 0; j < nx; j++) {
         const kernels_q8 *xb = &xr[j][i];
         const __m256i p = kx_dpbusd(_mm256_setzero_si256(), u, kx_load(xb->qs));
-        const __m256 px = _mm256_mul_ps(_mm256_cvtepi32_ps(p), _mm256_broadcast_ss(&xb->d));
-        acc[j] = _mm256_fmadd_ps(px, dwv, acc[j]);
+        acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb->d), _mm256_cvtepi32_ps(p), acc[j]);
         mins[j] += mw * xb->s;
     }
 }
@@ -357,6 +358,7 @@ KX_INLINE void kx_b32_body(int64_t n, const void *w, const void *x, size_t xs, c
     }
     const int64_t nb = n / 32;
     int64_t i = 0;
+    for (; kind == KX_Q4_1 && i < nb; i++) kx_block32(w, i, xr, nx, a0, m0, kind);
     for (; i + 2 <= nb; i += 2) {
         kx_block32(w, i, xr, nx, a0, m0, kind);
         kx_block32(w, i + 1, xr, nx, a1, m1, kind);
@@ -430,8 +432,13 @@ KX_INLINE void kx_b32_pair_body(int64_t n, const void *w, size_t w_stride, const
             const __m256i xq = kx_load(xb->qs);
             const __m256 xd = _mm256_broadcast_ss(&xb->d);
             const __m256i p0 = kx_dpbusd(init, u0, xq), p1 = kx_dpbusd(init, u1, xq);
-            a0[j] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(p0), xd), dv0, a0[j]);
-            a1[j] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(p1), xd), dv1, a1[j]);
+            if (kind == KX_Q4_1) {
+                a0[j] = _mm256_fmadd_ps(_mm256_set1_ps(d0 * xb->d), _mm256_cvtepi32_ps(p0), a0[j]);
+                a1[j] = _mm256_fmadd_ps(_mm256_set1_ps(d1 * xb->d), _mm256_cvtepi32_ps(p1), a1[j]);
+            } else {
+                a0[j] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(p0), xd), dv0, a0[j]);
+                a1[j] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(p1), xd), dv1, a1[j]);
+            }
             if (kind == KX_Q4_1) {
                 m0[j] += mw0 * xb->s;
                 m1[j] += mw1 * xb->s;

@@ -67,7 +67,13 @@ static void gemma3_forward(loft_model *m, kv_cache *kv, const int32_t *tokens, i
         rmsnorm_forward(s->xn, s->x, weight_f32(&L->ffn_norm), T, C, hp->norm_eps);
         model_matmul(m, s->gate, s->xn, &L->ffn_gate, T);
         model_matmul(m, s->up, s->xn, &L->ffn_up, T);
-        kernels_glu(m->kt, m->pool, KERNELS_GEGLU, s->gate, s->gate, s->up, (int64_t)T * F);
+        /* The 8-bit path (quantized weights, 8-bit activations) follows
+         * ggml, whose gelu goes through F16; with F32 activations, or float
+         * weights that keep them in F32, gelu stays in F32. */
+        if (m->f32_act || kernels_x_format(L->ffn_gate.type) == KERNELS_X_F32)
+            kernels_glu(m->kt, m->pool, KERNELS_GEGLU, s->gate, s->gate, s->up, (int64_t)T * F);
+        else
+            geglu_f16_forward(s->gate, s->gate, s->up, (int64_t)T * F);
         model_matmul(m, s->proj, s->gate, &L->ffn_down, T);
         rmsnorm_forward(s->proj, s->proj, weight_f32(&L->ffn_post_norm), T, C, hp->norm_eps);
         model_add_rows(s->x, s->proj, (int64_t)T * C);

@@ -2,8 +2,10 @@
 #include "model/layers.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
+#include "kernels/kernels.h"
 #include "quant/quant.h"
 
 /* ---- matmul ------------------------------------------------------------ */
@@ -86,8 +88,10 @@ void rope_apply(float *x, int32_t n_heads, int32_t head_dim, const float *cs,
             const int32_t a = rp->neox ? i0 / 2 : i0;
             const int32_t b = rp->neox ? i0 / 2 + half : i0 + 1;
             const float x0 = xh[a], x1 = xh[b];
-            xh[a] = x0 * c - x1 * s;
-            xh[b] = x0 * s + x1 * c;
+            /* one product rounded, the other fused: the roundings of
+             * ggml's compiled rope, so q and k agree with llama.cpp's */
+            xh[a] = fmaf(x0, c, -(x1 * s));
+            xh[b] = fmaf(x0, s, x1 * c);
         }
     }
 }
@@ -142,6 +146,20 @@ void swiglu_forward(float *out, const float *gate, const float *up, int64_t T, i
     }
 }
 
+void swiglu_ggml_forward(float *out, const float *gate, const float *up, int64_t n)
+{
+    const int64_t n_vec = n / 16 * 16;
+    int64_t i = 0;
+    for (; i < n_vec; i++) {
+        const float g = gate[i];
+        out[i] = (g / (1.0f + kernels_expf_ggml(-g))) * up[i];
+    }
+    for (; i < n; i++) {
+        const float g = gate[i];
+        out[i] = (g / (1.0f + expf(-g))) * up[i];
+    }
+}
+
 float gelu_tanh(float x)
 {
     const float sqrt_2_over_pi = 0.79788456080286535587989211986876f;
@@ -152,6 +170,30 @@ void geglu_forward(float *out, const float *gate, const float *up, int64_t T, in
 {
     const int64_t total = T * n;
     for (int64_t i = 0; i < total; i++) out[i] = gelu_tanh(gate[i]) * up[i];
+}
+
+/* gelu of every F16 value, rounded to F16: ggml's table. Built once. */
+static uint16_t gelu_f16_table[1 << 16];
+static pthread_once_t gelu_f16_once = PTHREAD_ONCE_INIT;
+
+static void gelu_f16_build(void)
+{
+    for (uint32_t h = 0; h < (1u << 16); h++)
+        gelu_f16_table[h] = loft_f32_to_f16(gelu_tanh(loft_f16_to_f32((uint16_t)h)));
+}
+
+void geglu_f16_forward(float *out, const float *gate, const float *up, int64_t n)
+{
+    pthread_once(&gelu_f16_once, gelu_f16_build);
+    for (int64_t i = 0; i < n; i++) {
+        const float g = gate[i];
+        if (g <= -10.0f)
+            out[i] = 0.0f;
+        else if (g >= 10.0f)
+            out[i] = g * up[i];
+        else
+            out[i] = loft_f16_to_f32(gelu_f16_table[loft_f32_to_f16(g)]) * up[i];
+    }
 }
 
 void softcap_apply(float *x, int64_t n, float cap)

@@ -63,7 +63,12 @@ static void llama_forward(loft_model *m, kv_cache *kv, const int32_t *tokens, in
         if (m->adapter) m->adapter(m->adapter_ctx, il, MODEL_PROJ_GATE, s->gate, s->xn, T);
         model_matmul(m, s->up, s->xn, &L->ffn_up, T);
         if (m->adapter) m->adapter(m->adapter_ctx, il, MODEL_PROJ_UP, s->up, s->xn, T);
-        kernels_glu(m->kt, m->pool, KERNELS_SWIGLU, s->gate, s->gate, s->up, (int64_t)T * F);
+        if (m->f32_act)
+            kernels_glu(m->kt, m->pool, KERNELS_SWIGLU, s->gate, s->gate, s->up, (int64_t)T * F);
+        else /* the 8-bit path follows ggml to the bit */
+            for (int32_t t = 0; t < T; t++)
+                swiglu_ggml_forward(s->gate + (size_t)t * (size_t)F, s->gate + (size_t)t * (size_t)F,
+                                    s->up + (size_t)t * (size_t)F, F);
         model_matmul(m, s->proj, s->gate, &L->ffn_down, T);
         if (m->adapter) m->adapter(m->adapter_ctx, il, MODEL_PROJ_DOWN, s->proj, s->gate, T);
         model_add_rows(s->x, s->proj, (int64_t)T * C);

@@ -5,8 +5,9 @@
  *
  * Shapes are odd on purpose: rows of 1 value (float types), 1 block, 3 and
  * 7 blocks, a row count of 1 and counts that do not divide by the thread
- * count, 1, 2, 3 and 7 tokens (so every tile width 1..4 runs). Outputs are
- * poisoned with NaN first.
+ * count, 1, 2, 3 and 7 tokens (so every tile width 1..4 runs), and 8 to 70
+ * tokens with rows longer than one activation chunk (the gemm tiles).
+ * Outputs are poisoned with NaN first.
  *
  * Tolerances (stated per comparison):
  *  - activation quantization: bit-exact with ref (same rounding);
@@ -119,9 +120,19 @@ static double abs_dot(const problem *p, int64_t t, int64_t n)
     return s;
 }
 
-static const int64_t shapes_q32[][3] = {{32, 1, 1}, {96, 5, 2}, {224, 17, 3}, {576, 33, 7}, {64, 1, 7}};
-static const int64_t shapes_qk[][3] = {{256, 1, 1}, {768, 5, 2}, {256, 17, 3}, {512, 9, 7}};
-static const int64_t shapes_f[][3] = {{1, 1, 1}, {7, 5, 2}, {37, 17, 3}, {576, 33, 7}, {33, 3, 1}};
+/* {K, N, T}. T >= 8 reaches the gemm tiles where a set has them: 19, 70
+ * and 131 tokens leave partial 16-token groups, 70 a partial 64-token pass,
+ * 131 a dot-product tail past the 128 tokens one call takes; K = 2112 (66
+ * blocks) and 600 span several activation chunks with a partial last one;
+ * N = 11 and 13 leave rows past the last full row tile. */
+static const int64_t shapes_q32[][3] = {{32, 1, 1},  {96, 5, 2},    {224, 17, 3}, {576, 33, 7},
+                                        {64, 1, 7},  {2112, 11, 19}, {96, 9, 70}, {32, 1, 8},
+                                        {64, 3, 131}};
+static const int64_t shapes_qk[][3] = {{256, 1, 1}, {768, 5, 2}, {256, 17, 3}, {512, 9, 7},
+                                       {512, 6, 19}, {256, 5, 70}};
+static const int64_t shapes_f[][3] = {{1, 1, 1},   {7, 5, 2},    {37, 17, 3}, {576, 33, 7},
+                                      {33, 3, 1},  {600, 13, 21}, {17, 3, 70},
+                                      {40, 9, 133}};
 
 /* Calls fn(type, K, N, T, seed) over the shapes of the type's family; stops
  * at the first failure (the test harness records it). */
@@ -322,10 +333,12 @@ static void test_quantize_bit_exact(void)
     const loft_kernels *ref = kernels_get_isa("ref");
     ref->quantize_q8(x, a, N);
     ref->quantize_q8k(x, ak, N);
-    /* the ref blocks decode to within half a step of x */
+    /* the ref blocks decode to within half a step of x, plus the F16
+     * rounding of the stored scale (relative 2^-11, times |q| <= 127) */
     for (int i = 0; i < N; i++) {
         const kernels_q8 *q = &a[i / 32];
-        CHECKF(fabsf(q->d * q->qs[i % 32] - x[i]) <= q->d * 0.5001f + 1e-30f, "q8 value %d", i);
+        CHECKF(fabsf(q->d * q->qs[i % 32] - x[i]) <= q->d * (0.5001f + 127.0f / 2047.0f) + 1e-30f,
+               "q8 value %d", i);
     }
     for (int i = 0; i < N / 32; i++) {
         int s = 0;
@@ -366,7 +379,7 @@ static void test_attention(void)
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         const int32_t *sh = shapes[si];
         const kernels_attn as = {sh[0], sh[1], sh[2], sh[3], sh[4],
-                                 1.0f / sqrtf((float)sh[2]), (float)sh[5]};
+                                 1.0f / sqrtf((float)sh[2]), (float)sh[5], KERNELS_ATTN_OWN};
         const int32_t T = sh[6], pos0 = sh[7], n_pos = pos0 + T;
         const size_t qn = (size_t)T * (size_t)(as.n_head * as.head_dim);
         const size_t on = (size_t)T * (size_t)(as.n_head * as.head_dim_v);

@@ -26,12 +26,14 @@
  *      for all but at most one prompt per model.
  *    . Against llama.cpp's: its 8-bit noise flips near-ties (measured: its
  *      own greedy continuation leaves the float64 one after 1-63 steps on
- *      these prompts), so 9-of-10 identical is not a property loft can
- *      have without copying llama.cpp's activation quantization. What must
- *      hold: loft picks llama.cpp's token at every step where llama.cpp's
- *      best-vs-second margin is at least 2 * (max|llama - exact| + 0.05) --
- *      two logits each off by at most that much cannot swap a wider gap.
- *      The count of identical continuations is printed.
+ *      these prompts), so on the F32 path what must hold is: loft picks
+ *      llama.cpp's token at every step where llama.cpp's best-vs-second
+ *      margin is at least 2 * (max|llama - exact| + 0.05) -- two logits
+ *      each off by at most that much cannot swap a wider gap.
+ *  - the default (8-bit) path copies llama.cpp's arithmetic instead (its
+ *    activation quantization, F16 roundings and, where the kernels follow
+ *    it, its summation order) and is held to llama.cpp itself: see
+ *    check_default_path.
  */
 #include <math.h>
 #include <stdio.h>
@@ -316,6 +318,87 @@ static void check_model_against_fixture(const char *name)
            same_exact, f.n_prompts);
 }
 
+/* The default (8-bit activation) path against llama.cpp, generating as
+ * llama.cpp did for the fixture: the prompt as one batch, then one token
+ * per forward. At each step loft's argmax is compared with llama.cpp's
+ * token, which is then fed; up to the first difference this is loft's own
+ * greedy generation, and after it the continuation is no longer identical,
+ * so the run stops there.
+ *
+ * `exact`: the model's weight types all have a dot product that follows
+ * ggml's summation order (see kernels/attn_ggml.c and the Q4_1 kernels), so
+ * loft computes llama.cpp's logits to the bit: the fixture's six decimals
+ * must agree within 2e-5 (its rounding and the output product's order),
+ * and at least 90% of the continuations (the issue's 9 of 10) must be
+ * identical. Otherwise the figures are reported only. */
+#define TOL_LLAMA_EXACT 2e-5
+
+static void check_default_path(const char *name, bool exact)
+{
+    static fixture f;
+    CHECK(fixture_load(&f, name));
+    loft_status st;
+    loft_model *m = NULL;
+    loft_code c = model_load(&m, test_model_path(f.model), &st);
+    CHECKF(c == LOFT_OK, "%s", st.msg);
+    const model_hparams *hp = model_get_hparams(m);
+    CHECK(hp->n_vocab == f.n_vocab);
+    kv_cache *kv = NULL;
+    c = kv_cache_init(&kv, m, 512, &st);
+    CHECKF(c == LOFT_OK, "%s", st.msg);
+    float *lg = malloc(sizeof(float) * (size_t)f.n_vocab);
+    CHECK(lg);
+
+    double worst = 0;
+    int top1 = 0, same = 0, failures = 0;
+    for (int pi = 0; pi < f.n_prompts; pi++) {
+        const fixture_prompt *p = &f.p[pi];
+        kv_cache_clear(kv);
+        c = model_forward(m, kv, p->tokens, p->n_tokens, lg, false, &st);
+        if (c != LOFT_OK) {
+            fprintf(stderr, "    %s prompt %d: %s\n", name, pi, st.msg);
+            failures++;
+            continue;
+        }
+        double d = 0;
+        for (int k = 0; k < N_TOP; k++) d = fmax(d, fabs(lg[p->top_ids[k]] - p->top_llama[k]));
+        worst = fmax(worst, d);
+        top1 += argmax(lg, f.n_vocab) == p->top_ids[0];
+        int div = -1;
+        int32_t mine = -1;
+        for (int j = 0; j < N_GEN && c == LOFT_OK; j++) {
+            mine = argmax(lg, f.n_vocab);
+            if (mine != p->greedy[j]) {
+                div = j;
+                break;
+            }
+            if (j + 1 < N_GEN) c = model_forward(m, kv, &p->greedy[j], 1, lg, false, &st);
+        }
+        if (c != LOFT_OK) failures++;
+        same += div < 0;
+        printf("    %s default path prompt %2d (%2d tok): max|loft-llama| %.6f  ", name, pi,
+               p->n_tokens, d);
+        if (div < 0)
+            printf("greedy identical\n");
+        else
+            printf("greedy diverges at %d (loft %d, llama.cpp %d, llama.cpp margin %.4f)\n", div,
+                   (int)mine, (int)p->greedy[div], p->margins[div]);
+    }
+    printf("    %s default path: %d prompts, max|loft-llama| %.6f, top-1 %d/%d, greedy identical "
+           "to llama.cpp %d/%d%s\n",
+           name, f.n_prompts, worst, top1, f.n_prompts, same, f.n_prompts,
+           exact ? "" : " (reported, not asserted: see check_default_path)");
+    free(lg);
+    kv_cache_free(kv);
+    model_free(m);
+    CHECKF(failures == 0, "%s: %d prompts failed to run", name, failures);
+    if (!exact) return;
+    CHECKF(worst < TOL_LLAMA_EXACT, "%s: max|loft-llama| %.6f, expected < %g", name, worst,
+           TOL_LLAMA_EXACT);
+    CHECKF(10 * same >= 9 * f.n_prompts, "%s: %d of %d greedy continuations identical, expected 90%%",
+           name, same, f.n_prompts);
+}
+
 static void test_smollm2_logits(void)
 {
     check_model_against_fixture("smollm2");
@@ -326,11 +409,26 @@ static void test_gemma3_logits(void)
     check_model_against_fixture("gemma3");
 }
 
+static void test_smollm2_llama_cpp(void)
+{
+    check_default_path("smollm2", true);
+}
+
+/* Not yet exact: gemma's Q5_0 / Q8_0 (ggml: vector dot product when
+ * decoding, llamafile's gemm for prompts), Q4_K (ggml: repacked 8x8
+ * kernels) and Q6_K products do not follow ggml's order. */
+static void test_gemma3_llama_cpp(void)
+{
+    check_default_path("gemma3", false);
+}
+
 int main(int argc, char **argv)
 {
     static const test_case cases[] = {
         {"model_logits_smollm2", test_smollm2_logits},
         {"model_logits_gemma3", test_gemma3_logits},
+        {"model_llama_cpp_smollm2", test_smollm2_llama_cpp},
+        {"model_llama_cpp_gemma3", test_gemma3_llama_cpp},
     };
     return test_main(argc, argv, cases, TEST_COUNT(cases));
 }

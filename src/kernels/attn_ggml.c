@@ -1,0 +1,578 @@
+/*
+ * attn_ggml.c - attention over an F16 cache computed the way ggml's CPU
+ * backend computes it (llama.cpp without flash attention, AVX-512 build),
+ * so that loft's 8-bit path and llama.cpp agree to the last bit and their
+ * greedy continuations do not part on a rounding.
+ *
+ * What ggml does, step by step (facts read from its sources):
+ *  - K.q is a matrix product of the F16 keys with the queries converted to
+ *    F16 (round to nearest even). With one query token it runs ggml's F16
+ *    dot product: four 16-lane F32 accumulators fed by fused multiply-adds
+ *    over steps of 64 elements, folded as (a0 + a2) + (a1 + a3), then a
+ *    16-lane horizontal sum, then the leftover elements added in double.
+ *    With several tokens it runs llamafile's gemm: one 16-lane accumulator
+ *    fed 16 elements at a time, then the same horizontal sum.
+ *  - The softmax scales the scores by the float scale, takes the row max,
+ *    and computes e^(s - max) with ggml's vector expf (a polynomial, not
+ *    libm's expf) 16 cache cells at a time; each group of 16 is summed
+ *    horizontally in float and added to a double total. Masked cells give
+ *    0. The probabilities are multiplied by (float)(1 / total).
+ *  - P.V is a matrix product of the transposed F16 values with the
+ *    probabilities converted to F16: the same two orders as K.q, the cache
+ *    cell index being the summed dimension.
+ * fmaf is a correctly rounded fused multiply-add, so a scalar lane-by-lane
+ * emulation gives the vector results exactly.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels/attn_ggml.h"
+#include "kernels/kernels.h"
+
+#define LANES 16
+#define V_TILE 64 /* value dimensions per pass: the accumulators stay small */
+
+/* Inlined fused multiply-adds where the CPU has them (fmaf is otherwise a
+ * library call); the arithmetic is the same either way. */
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define AG_HAVE_TARGET 1
+#define AG_FMA_TARGET __attribute__((target("avx2,fma")))
+#else
+#define AG_HAVE_TARGET 0
+#define AG_FMA_TARGET
+#endif
+#define AG_INLINE static inline __attribute__((always_inline))
+
+/* F16 -> F32 of every half, built once (attn_init). */
+static float f16_table[1 << 16];
+
+static void f16_table_build(void)
+{
+    for (uint32_t h = 0; h < (1u << 16); h++) f16_table[h] = loft_f16_to_f32((uint16_t)h);
+}
+
+/* The horizontal sum of 16 lanes in the order GCC's _mm512_reduce_add_ps
+ * uses: halves of 8, then of 4, then lanes (0 + 2) and (1 + 3). */
+AG_INLINE float reduce16(const float v[LANES])
+{
+    float a[8], b[4];
+    for (int i = 0; i < 8; i++) a[i] = v[8 + i] + v[i];
+    for (int i = 0; i < 4; i++) b[i] = a[4 + i] + a[i];
+    return (b[0] + b[2]) + (b[1] + b[3]);
+}
+
+/* ggml's vector e^x (AVX-512 form): x = n ln2 + b with n rounded by the
+ * 1.5 * 2^23 trick and ln2 in two parts, e^b by a degree-5 polynomial
+ * evaluated in a fixed fused order, scaled by 2^n; |n| > 192 saturates. */
+AG_INLINE float expf_ggml_body(float x)
+{
+    const float r = 0x1.8p23f;
+    const float z = fmaf(x, 0x1.715476p+0f, r);
+    const float n = z - r;
+    const float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
+    if (isnan(n)) return n; /* a NaN score stays NaN ((int)NaN is undefined) */
+    if (fabsf(n) > 192.0f) return n <= 0.0f ? 0.0f : INFINITY;
+    const float u = b * b;
+    const float hi = fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u,
+                          fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f));
+    const float j = fmaf(hi, u, fmaf(0x1.ffffecp-1f, b, 1.0f));
+    const int ni = (int)n;
+    if (ni < -126 || ni > 127) return ldexpf(j, ni);
+    /* 2^n is a normal float: one rounded product, as the scaling gives */
+    const uint32_t bits = (uint32_t)(ni + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return j * scale;
+}
+
+AG_INLINE float to_f16(float v)
+{
+    return f16_table[loft_f32_to_f16(v)];
+}
+
+/* q.k for one key row k (floats that are F16 values) and a query row qh of
+ * hd F16-rounded floats, in ggml's order for `mode` (see the top). */
+AG_INLINE float qk_ggml(int mode, int32_t hd, const float *qh, const float *k)
+{
+    if (mode == KERNELS_ATTN_GGML_BATCH && hd % LANES == 0) {
+        float acc[LANES] = {0};
+        for (int32_t l = 0; l < hd; l += LANES)
+            for (int i = 0; i < LANES; i++) acc[i] = fmaf(k[l + i], qh[l + i], acc[i]);
+        return reduce16(acc);
+    }
+    float acc[4][LANES];
+    memset(acc, 0, sizeof acc);
+    const int32_t np = hd / (4 * LANES) * (4 * LANES);
+    for (int32_t i = 0; i < np; i += 4 * LANES)
+        for (int j = 0; j < 4; j++)
+            for (int l = 0; l < LANES; l++)
+                acc[j][l] = fmaf(qh[i + j * LANES + l], k[i + j * LANES + l], acc[j][l]);
+    for (int l = 0; l < LANES; l++) {
+        acc[0][l] = acc[0][l] + acc[2][l];
+        acc[1][l] = acc[1][l] + acc[3][l];
+        acc[0][l] = acc[0][l] + acc[1][l];
+    }
+    double sum = (double)reduce16(acc[0]);
+    for (int32_t e = np; e < hd; e++) sum += (double)(qh[e] * k[e]);
+    return (float)sum;
+}
+
+/* out[d0 .. d0 + nd) = P.V for one head: probabilities pr[first..last]
+ * (F16-rounded floats), values of cell p at V + p * v_stride. The cell
+ * index is ggml's summed dimension: lane p % 16 (and, decoding,
+ * accumulator p / 16 % 4), so each output dimension is the ggml sum. */
+AG_INLINE void pv_ggml(int mode, float *out, const float *pr, const uint16_t *V, size_t v_stride,
+                       int32_t first, int32_t last, int32_t d0, int32_t nd)
+{
+    const int n_acc = mode == KERNELS_ATTN_GGML_BATCH ? 1 : 4;
+    float acc[4][LANES][V_TILE];
+    memset(acc, 0, sizeof(float) * (size_t)n_acc * LANES * V_TILE);
+    float vr[V_TILE];
+    for (int32_t p = first; p <= last; p++) {
+        const uint16_t *vp = V + (size_t)p * v_stride + (size_t)d0;
+        const float w = pr[p];
+        float *a = acc[n_acc == 1 ? 0 : (p / LANES) % 4][p % LANES];
+        for (int32_t d = 0; d < nd; d++) vr[d] = f16_table[vp[d]];
+        for (int32_t d = 0; d < nd; d++) a[d] = fmaf(w, vr[d], a[d]);
+    }
+    for (int32_t d = 0; d < nd; d++) {
+        float lane[LANES];
+        for (int l = 0; l < LANES; l++) {
+            float v = acc[0][l][d];
+            if (n_acc == 4) {
+                const float a02 = acc[0][l][d] + acc[2][l][d];
+                const float a13 = acc[1][l][d] + acc[3][l][d];
+                v = a02 + a13;
+            }
+            lane[l] = v;
+        }
+        out[d] = reduce16(lane);
+    }
+}
+
+AG_INLINE void attn_body(float *out, const float *q, int ng, const void *K, size_t k_stride,
+                         const void *V, size_t v_stride, int32_t first, int32_t last,
+                         const kernels_attn *as, float *scores)
+{
+    const int mode = as->f16_products;
+    const int32_t hd = as->head_dim, hdv = as->head_dim_v;
+    const int64_t n_cells = (int64_t)last + 1;
+    const int64_t n_pad = (n_cells + LANES - 1) / LANES * LANES;
+    float qh[KERNELS_MAX_NX][KERNELS_ATTN_GGML_MAX_HD];
+    float kr[KERNELS_ATTN_GGML_MAX_HD];
+    float mx[KERNELS_MAX_NX];
+    for (int h = 0; h < ng; h++) {
+        for (int32_t i = 0; i < hd; i++) qh[h][i] = to_f16(q[(size_t)h * (size_t)hd + (size_t)i]);
+        mx[h] = -INFINITY;
+    }
+    /* scores: one key row converted once for all ng heads */
+    for (int32_t p = first; p <= last; p++) {
+        const uint16_t *kp = (const uint16_t *)K + (size_t)p * k_stride;
+        for (int32_t i = 0; i < hd; i++) kr[i] = f16_table[kp[i]];
+        for (int h = 0; h < ng; h++) {
+            float v = qk_ggml(mode, hd, qh[h], kr) * as->scale;
+            if (as->softcap > 0.0f) v = as->softcap * tanhf(v / as->softcap);
+            scores[(size_t)h * (size_t)n_cells + (size_t)p] = v;
+            if (v > mx[h]) mx[h] = v;
+        }
+    }
+    for (int h = 0; h < ng; h++) {
+        float *s = scores + (size_t)h * (size_t)n_cells;
+        /* groups of 16 cells from cell 0; cells outside first..last are
+         * masked and give 0 */
+        double sum = 0.0;
+        for (int64_t c = first / LANES * LANES; c < n_pad; c += LANES) {
+            float e[LANES];
+            for (int i = 0; i < LANES; i++) {
+                const int64_t p = c + i;
+                e[i] = 0.0f;
+                if (p >= first && p <= last) e[i] = s[p] = expf_ggml_body(s[p] - mx[h]);
+            }
+            sum += (double)reduce16(e);
+        }
+        const float inv = (float)(1.0 / sum);
+        for (int32_t p = first; p <= last; p++) s[p] = to_f16(s[p] * inv);
+        float *oh = out + (size_t)h * (size_t)hdv;
+        for (int32_t d0 = 0; d0 < hdv; d0 += V_TILE)
+            pv_ggml(mode, oh + d0, s, (const uint16_t *)V, v_stride, first, last, d0,
+                    hdv - d0 < V_TILE ? hdv - d0 : V_TILE);
+    }
+}
+
+static void attn_generic(float *out, const float *q, int ng, const void *K, size_t k_stride,
+                         const void *V, size_t v_stride, int32_t first, int32_t last,
+                         const kernels_attn *as, float *scores)
+{
+    attn_body(out, q, ng, K, k_stride, V, v_stride, first, last, as, scores);
+}
+
+#if AG_HAVE_TARGET
+AG_FMA_TARGET static void attn_fma(float *out, const float *q, int ng, const void *K,
+                                   size_t k_stride, const void *V, size_t v_stride, int32_t first,
+                                   int32_t last, const kernels_attn *as, float *scores)
+{
+    attn_body(out, q, ng, K, k_stride, V, v_stride, first, last, as, scores);
+}
+
+AG_FMA_TARGET static float expf_fma(float x)
+{
+    return expf_ggml_body(x);
+}
+#endif
+
+/* ---- AVX-512 ------------------------------------------------------------
+ * The same arithmetic, one 16-lane register for each emulated accumulator:
+ * fmaf per lane is _mm512_fmadd_ps, the F16 conversions are the hardware's
+ * (cvtph_ps is exact; cvtps_ph with round-to-nearest-even gives the bits of
+ * loft_f32_to_f16 for every non-signalling input), and reduce16 is spelled
+ * out in the same order. The scalar body above stays the oracle (the test
+ * compares the two bit for bit). */
+#if AG_HAVE_TARGET && !defined(LOFT_NO_ISA_KERNELS)
+#define AG_HAVE_AVX512 1
+#include <immintrin.h>
+
+#define AG_512_TARGET \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma,avx2")))
+#define AG_512_INLINE AG_512_TARGET static inline __attribute__((always_inline))
+#define AG_RNE (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+
+/* reduce16's order: v[i] + v[8 + i], then halves of 4, then (0+2)+(1+3). */
+AG_512_INLINE float reduce16_v(__m512 v)
+{
+    const __m256 a = _mm256_add_ps(_mm512_extractf32x8_ps(v, 1), _mm512_castps512_ps256(v));
+    const __m128 b = _mm_add_ps(_mm256_extractf128_ps(a, 1), _mm256_castps256_ps128(a));
+    const __m128 c = _mm_add_ps(b, _mm_movehl_ps(b, b)); /* b0+b2, b1+b3 */
+    return _mm_cvtss_f32(_mm_add_ss(c, _mm_shuffle_ps(c, c, 1)));
+}
+
+/* The lanes of n halves at h (n <= 16) as floats; the others 0. */
+AG_512_INLINE __m512 load_h16(const uint16_t *h, int n)
+{
+    const __mmask16 m = (__mmask16)(n >= 16 ? 0xffffu : (1u << n) - 1u);
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, h));
+}
+
+AG_512_INLINE __m512 round_f16_v(__m512 v)
+{
+    return _mm512_cvtph_ps(_mm512_cvtps_ph(v, AG_RNE));
+}
+
+/* expf_ggml_body for 16 lanes; lanes whose n is NaN or outside the normal
+ * range of 2^n take the scalar body (the same values, rarely needed). */
+AG_512_INLINE __m512 expf_ggml_v(__m512 x)
+{
+    const __m512 r = _mm512_set1_ps(0x1.8p23f);
+    const __m512 z = _mm512_fmadd_ps(x, _mm512_set1_ps(0x1.715476p+0f), r);
+    const __m512 n = _mm512_sub_ps(z, r);
+    const __m512 b = _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.7f7d1cp-20f),
+                                      _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.62e4p-1f), x));
+    const __m512 u = _mm512_mul_ps(b, b);
+    const __m512 hi = _mm512_fmadd_ps(
+        _mm512_fmadd_ps(_mm512_set1_ps(0x1.0e4020p-7f), b, _mm512_set1_ps(0x1.573e2ep-5f)), u,
+        _mm512_fmadd_ps(_mm512_set1_ps(0x1.555e66p-3f), b, _mm512_set1_ps(0x1.fffdb6p-2f)));
+    const __m512 j = _mm512_fmadd_ps(
+        hi, u, _mm512_fmadd_ps(_mm512_set1_ps(0x1.ffffecp-1f), b, _mm512_set1_ps(1.0f)));
+    /* ok: -126 <= n <= 127 (false for NaN) */
+    const __mmask16 ok = _mm512_cmp_ps_mask(n, _mm512_set1_ps(-126.0f), _CMP_GE_OQ) &
+                         _mm512_cmp_ps_mask(n, _mm512_set1_ps(127.0f), _CMP_LE_OQ);
+    const __m512i ni = _mm512_cvttps_epi32(n);
+    const __m512 scale = _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_add_epi32(ni, _mm512_set1_epi32(127)), 23));
+    __m512 e = _mm512_mul_ps(j, scale);
+    if (ok != 0xffffu) {
+        float xs[LANES], es[LANES];
+        _mm512_storeu_ps(xs, x);
+        _mm512_storeu_ps(es, e);
+        for (int i = 0; i < LANES; i++)
+            if (!((ok >> i) & 1u)) es[i] = expf_ggml_body(xs[i]);
+        e = _mm512_loadu_ps(es);
+    }
+    return e;
+}
+
+/* qk_ggml with the key row as halves. */
+AG_512_INLINE float qk_ggml_v(int mode, int32_t hd, const float *qh, const uint16_t *k)
+{
+    if (mode == KERNELS_ATTN_GGML_BATCH && hd % LANES == 0) {
+        __m512 acc = _mm512_setzero_ps();
+        for (int32_t l = 0; l < hd; l += LANES)
+            acc = _mm512_fmadd_ps(load_h16(k + l, LANES), _mm512_loadu_ps(qh + l), acc);
+        return reduce16_v(acc);
+    }
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    const int32_t np = hd / (4 * LANES) * (4 * LANES);
+    for (int32_t i = 0; i < np; i += 4 * LANES) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(qh + i), load_h16(k + i, LANES), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(qh + i + 16), load_h16(k + i + 16, LANES), a1);
+        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(qh + i + 32), load_h16(k + i + 32, LANES), a2);
+        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(qh + i + 48), load_h16(k + i + 48, LANES), a3);
+    }
+    a0 = _mm512_add_ps(_mm512_add_ps(a0, a2), _mm512_add_ps(a1, a3));
+    double sum = (double)reduce16_v(a0);
+    for (int32_t e = np; e < hd; e += LANES) {
+        const int n = hd - e < LANES ? (int)(hd - e) : LANES;
+        float pr[LANES];
+        const __mmask16 m = (__mmask16)(n >= 16 ? 0xffffu : (1u << n) - 1u);
+        _mm512_storeu_ps(pr, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, qh + e), load_h16(k + e, n)));
+        for (int i = 0; i < n; i++) sum += (double)pr[i];
+    }
+    return (float)sum;
+}
+
+/* The vector whose reduce16 is qk_ggml, when no leftover is added in
+ * double (BATCH with hd % 16 == 0, or hd % 64 == 0). */
+AG_512_INLINE __m512 qk_vec_v(int mode, int32_t hd, const float *qh, const uint16_t *k)
+{
+    if (mode == KERNELS_ATTN_GGML_BATCH && hd % LANES == 0) {
+        __m512 acc = _mm512_setzero_ps();
+        for (int32_t l = 0; l < hd; l += LANES)
+            acc = _mm512_fmadd_ps(load_h16(k + l, LANES), _mm512_loadu_ps(qh + l), acc);
+        return acc;
+    }
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int32_t i = 0; i < hd; i += 4 * LANES) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(qh + i), load_h16(k + i, LANES), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(qh + i + 16), load_h16(k + i + 16, LANES), a1);
+        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(qh + i + 32), load_h16(k + i + 32, LANES), a2);
+        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(qh + i + 48), load_h16(k + i + 48, LANES), a3);
+    }
+    return _mm512_add_ps(_mm512_add_ps(a0, a2), _mm512_add_ps(a1, a3));
+}
+
+/* reduce16 of 16 vectors at once, each add the one reduce16 does, by
+ * transposing as it goes: out[c] = reduce16(v[c]). */
+AG_512_INLINE void reduce16x16_v(const __m512 v[LANES], float out[LANES])
+{
+    __m512 x[8], y[4];
+    for (int k = 0; k < 8; k++) /* a[i] = v[i] + v[8 + i]: cells 2k, 2k+1 */
+        x[k] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0x44),
+                             _mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0xEE));
+    for (int m = 0; m < 4; m++) /* b[i] = a[i] + a[4 + i]: cell 4m + j in lane j */
+        y[m] = _mm512_add_ps(_mm512_shuffle_f32x4(x[2 * m], x[2 * m + 1], 0x88),
+                             _mm512_shuffle_f32x4(x[2 * m], x[2 * m + 1], 0xDD));
+    /* b0 + b2 and b1 + b3 */
+    const __m512 z0 = _mm512_add_ps(_mm512_shuffle_ps(y[0], y[1], 0x44),
+                                    _mm512_shuffle_ps(y[0], y[1], 0xEE));
+    const __m512 z1 = _mm512_add_ps(_mm512_shuffle_ps(y[2], y[3], 0x44),
+                                    _mm512_shuffle_ps(y[2], y[3], 0xEE));
+    /* (b0 + b2) + (b1 + b3): element e of lane j is cell 4e + j */
+    const __m512 r = _mm512_add_ps(_mm512_shuffle_ps(z0, z1, 0x88), _mm512_shuffle_ps(z0, z1, 0xDD));
+    const __m512i idx =
+        _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    _mm512_storeu_ps(out, _mm512_permutexvar_ps(idx, r));
+}
+
+/* pv_ggml over vectors of value dimensions: the accumulator of lane l (and
+ * accumulator a) is summed over its own cells in increasing order, held in
+ * registers, 64 dimensions (4 vectors, the last ones masked) at a time. */
+AG_512_INLINE void pv_ggml_v(int mode, float *out, const float *pr, const uint16_t *V,
+                             size_t v_stride, int32_t first, int32_t last, int32_t d0, int32_t nd)
+{
+    const int n_acc = mode == KERNELS_ATTN_GGML_BATCH ? 1 : 4;
+    const int32_t step = LANES * n_acc;
+    float acc[4][LANES][V_TILE];
+    int nv[4];
+    for (int j = 0; j < 4; j++) {
+        const int32_t left = nd - j * LANES;
+        nv[j] = left <= 0 ? 0 : left >= LANES ? LANES : (int)left;
+    }
+    const int32_t base = first / step * step;
+    for (int a = 0; a < n_acc; a++)
+        for (int l = 0; l < LANES; l++) {
+            __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+            int32_t p = base + a * LANES + l;
+            if (p < first) p += step;
+            for (; p <= last; p += step) {
+                const uint16_t *vp = V + (size_t)p * v_stride + (size_t)d0;
+                const __m512 w = _mm512_set1_ps(pr[p]);
+                s0 = _mm512_fmadd_ps(w, load_h16(vp, nv[0]), s0);
+                if (nv[1]) s1 = _mm512_fmadd_ps(w, load_h16(vp + 16, nv[1]), s1);
+                if (nv[2]) s2 = _mm512_fmadd_ps(w, load_h16(vp + 32, nv[2]), s2);
+                if (nv[3]) s3 = _mm512_fmadd_ps(w, load_h16(vp + 48, nv[3]), s3);
+            }
+            _mm512_storeu_ps(acc[a][l], s0);
+            _mm512_storeu_ps(acc[a][l] + 16, s1);
+            _mm512_storeu_ps(acc[a][l] + 32, s2);
+            _mm512_storeu_ps(acc[a][l] + 48, s3);
+        }
+    for (int j = 0; j < 4 && nv[j]; j++) {
+        __m512 lane[LANES];
+        for (int l = 0; l < LANES; l++) {
+            __m512 v = _mm512_loadu_ps(acc[0][l] + j * LANES);
+            if (n_acc == 4) {
+                const __m512 a02 = _mm512_add_ps(v, _mm512_loadu_ps(acc[2][l] + j * LANES));
+                const __m512 a13 = _mm512_add_ps(_mm512_loadu_ps(acc[1][l] + j * LANES),
+                                                 _mm512_loadu_ps(acc[3][l] + j * LANES));
+                v = _mm512_add_ps(a02, a13);
+            }
+            lane[l] = v;
+        }
+        __m512 h8[8], h4[4];
+        for (int i = 0; i < 8; i++) h8[i] = _mm512_add_ps(lane[8 + i], lane[i]);
+        for (int i = 0; i < 4; i++) h4[i] = _mm512_add_ps(h8[4 + i], h8[i]);
+        const __m512 o = _mm512_add_ps(_mm512_add_ps(h4[0], h4[2]), _mm512_add_ps(h4[1], h4[3]));
+        const __mmask16 m = (__mmask16)(nv[j] >= 16 ? 0xffffu : (1u << nv[j]) - 1u);
+        _mm512_mask_storeu_ps(out + j * LANES, m, o);
+    }
+}
+
+AG_512_TARGET static void attn_avx512(float *out, const float *q, int ng, const void *K,
+                                      size_t k_stride, const void *V, size_t v_stride,
+                                      int32_t first, int32_t last, const kernels_attn *as,
+                                      float *scores)
+{
+    const int mode = as->f16_products;
+    const int32_t hd = as->head_dim, hdv = as->head_dim_v;
+    const int64_t n_cells = (int64_t)last + 1;
+    const int64_t n_pad = (n_cells + LANES - 1) / LANES * LANES;
+    float qh[KERNELS_MAX_NX][KERNELS_ATTN_GGML_MAX_HD];
+    float mx[KERNELS_MAX_NX];
+    for (int h = 0; h < ng; h++) {
+        const float *qr = q + (size_t)h * (size_t)hd;
+        int32_t i = 0;
+        for (; i + LANES <= hd; i += LANES)
+            _mm512_storeu_ps(qh[h] + i, round_f16_v(_mm512_loadu_ps(qr + i)));
+        for (; i < hd; i++) qh[h][i] = to_f16(qr[i]);
+        mx[h] = -INFINITY;
+    }
+    /* 16 cells at a time, reduced together, where no leftover is summed */
+    const bool by16 = hd % (4 * LANES) == 0 || (mode == KERNELS_ATTN_GGML_BATCH && hd % LANES == 0);
+    int32_t p = first;
+    for (; by16 && p <= last; p += LANES) {
+        const int nb = last - p + 1 < LANES ? (int)(last - p + 1) : LANES;
+        for (int h = 0; h < ng; h++) {
+            __m512 acc[LANES];
+            float r[LANES];
+            for (int i = 0; i < LANES; i++)
+                acc[i] = i < nb ? qk_vec_v(mode, hd, qh[h],
+                                           (const uint16_t *)K + (size_t)(p + i) * k_stride)
+                                : _mm512_setzero_ps();
+            reduce16x16_v(acc, r);
+            float *sh = scores + (size_t)h * (size_t)n_cells + (size_t)p;
+            for (int i = 0; i < nb; i++) {
+                float v = r[i] * as->scale;
+                if (as->softcap > 0.0f) v = as->softcap * tanhf(v / as->softcap);
+                sh[i] = v;
+                if (v > mx[h]) mx[h] = v;
+            }
+        }
+    }
+    for (; p <= last; p++) {
+        const uint16_t *kp = (const uint16_t *)K + (size_t)p * k_stride;
+        for (int h = 0; h < ng; h++) {
+            float v = qk_ggml_v(mode, hd, qh[h], kp) * as->scale;
+            if (as->softcap > 0.0f) v = as->softcap * tanhf(v / as->softcap);
+            scores[(size_t)h * (size_t)n_cells + (size_t)p] = v;
+            if (v > mx[h]) mx[h] = v;
+        }
+    }
+    for (int h = 0; h < ng; h++) {
+        float *s = scores + (size_t)h * (size_t)n_cells;
+        const __m512 vmx = _mm512_set1_ps(mx[h]);
+        double sum = 0.0;
+        for (int64_t c = first / LANES * LANES; c < n_pad; c += LANES) {
+            /* lanes first..last only: the others are masked (0) and s is
+             * not touched there (the next head's scores follow) */
+            uint32_t m = 0xffffu;
+            if (c < first) m &= 0xffffu << (first - c);
+            if (c + LANES > n_cells) m &= (1u << (n_cells - c)) - 1u;
+            const __mmask16 mk = (__mmask16)m;
+            const __m512 x = _mm512_sub_ps(_mm512_mask_loadu_ps(vmx, mk, s + c), vmx);
+            const __m512 e = _mm512_maskz_mov_ps(mk, expf_ggml_v(x));
+            _mm512_mask_storeu_ps(s + c, mk, e);
+            sum += (double)reduce16_v(e);
+        }
+        const float inv = (float)(1.0 / sum);
+        const __m512 vinv = _mm512_set1_ps(inv);
+        int32_t c = first;
+        for (; c + LANES <= last + 1; c += LANES)
+            _mm512_storeu_ps(s + c, round_f16_v(_mm512_mul_ps(_mm512_loadu_ps(s + c), vinv)));
+        for (; c <= last; c++) s[c] = to_f16(s[c] * inv);
+        float *oh = out + (size_t)h * (size_t)hdv;
+        for (int32_t d0 = 0; d0 < hdv; d0 += V_TILE)
+            pv_ggml_v(mode, oh + d0, s, (const uint16_t *)V, v_stride, first, last, d0,
+                      hdv - d0 < V_TILE ? hdv - d0 : V_TILE);
+    }
+}
+#else
+#define AG_HAVE_AVX512 0
+#endif
+
+static bool have_fma;
+#if AG_HAVE_AVX512
+static bool have_avx512; /* and the kernel set in use is avx512 */
+#endif
+
+static void attn_init(void)
+{
+    f16_table_build();
+#if AG_HAVE_TARGET
+    __builtin_cpu_init();
+    have_fma = __builtin_cpu_supports("fma") && __builtin_cpu_supports("avx2");
+#endif
+#if AG_HAVE_AVX512
+    /* the avx512 set implies every feature used here (F/BW/VL/DQ, F16C,
+     * FMA, OS support) and follows LOFT_ISA */
+    have_avx512 = strcmp(kernels_get()->name, "avx512") == 0;
+#endif
+}
+
+static pthread_once_t attn_once = PTHREAD_ONCE_INIT;
+
+float kernels_expf_ggml(float x)
+{
+    pthread_once(&attn_once, attn_init);
+#if AG_HAVE_TARGET
+    if (have_fma) return expf_fma(x);
+#endif
+    return expf_ggml_body(x);
+}
+
+void kernels_attn_group_ggml(float *out, const float *q, int ng, const void *K, size_t k_stride,
+                             const void *V, size_t v_stride, uint32_t kv_type, int32_t first,
+                             int32_t last, const kernels_attn *as, float *scores)
+{
+    (void)kv_type;
+    pthread_once(&attn_once, attn_init);
+#if AG_HAVE_AVX512
+    if (have_avx512) {
+        attn_avx512(out, q, ng, K, k_stride, V, v_stride, first, last, as, scores);
+        return;
+    }
+#endif
+#if AG_HAVE_TARGET
+    if (have_fma) {
+        attn_fma(out, q, ng, K, k_stride, V, v_stride, first, last, as, scores);
+        return;
+    }
+#endif
+    attn_generic(out, q, ng, K, k_stride, V, v_stride, first, last, as, scores);
+}
+
+bool kernels_attn_group_ggml_isa(const char *isa, float *out, const float *q, int ng,
+                                 const void *K, size_t k_stride, const void *V, size_t v_stride,
+                                 int32_t first, int32_t last, const kernels_attn *as,
+                                 float *scores)
+{
+    pthread_once(&attn_once, attn_init);
+    if (strcmp(isa, "ref") == 0) {
+        attn_generic(out, q, ng, K, k_stride, V, v_stride, first, last, as, scores);
+        return true;
+    }
+#if AG_HAVE_TARGET
+    if (strcmp(isa, "avx2") == 0 && have_fma) {
+        attn_fma(out, q, ng, K, k_stride, V, v_stride, first, last, as, scores);
+        return true;
+    }
+#endif
+#if AG_HAVE_AVX512
+    if (strcmp(isa, "avx512") == 0 && kernels_get_isa("avx512") != NULL) {
+        attn_avx512(out, q, ng, K, k_stride, V, v_stride, first, last, as, scores);
+        return true;
+    }
+#endif
+    return false;
+}
