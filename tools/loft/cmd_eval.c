@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "base/atomic_file.h"
 #include "base/json.h"
 #include "base/sha256.h"
 #include "commands.h"
@@ -82,53 +83,23 @@ static void eval_usage(FILE *f)
  * rest, argv[0] kept). Returns 0 or 2. */
 static int eval_split_args(int argc, char **argv, eval_opts *o, char **rest, int *n_rest)
 {
-    *n_rest = 0;
-    rest[(*n_rest)++] = argv[0];
     const char *labels = NULL, *task = NULL, *fmt = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char **dst = NULL;
-        if (!strcmp(a, "--task"))
-            dst = &task;
-        else if (!strcmp(a, "--lora"))
-            dst = &o->lora;
-        else if (!strcmp(a, "--embed-model"))
-            dst = &o->embed_model;
-        else if (!strcmp(a, "--report"))
-            dst = &o->report;
-        else if (!strcmp(a, "--column"))
-            dst = &o->column;
-        else if (!strcmp(a, "--format"))
-            dst = &fmt;
-        else if (!strcmp(a, "--labels"))
-            dst = &labels;
-        else if (!strcmp(a, "--question-field"))
-            dst = &o->fields.question;
-        else if (!strcmp(a, "--answer-field"))
-            dst = &o->fields.answer;
-        else if (!strcmp(a, "--label-field"))
-            dst = &o->fields.label;
-        else if (!strcmp(a, "--choices-field"))
-            dst = &o->fields.choices;
-        else if (!strcmp(a, "--limit")) {
-            char *end;
-            if (i + 1 >= argc || (o->limit = strtol(argv[i + 1], &end, 10)) < 1 || *end) {
-                fprintf(stderr, "loft eval: --limit needs a positive integer\n");
-                return 2;
-            }
-            i++;
-            continue;
-        }
-        if (!dst) {
-            rest[(*n_rest)++] = argv[i];
-            continue;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "loft eval: %s needs a value\n", a);
-            return 2;
-        }
-        *dst = argv[++i];
-    }
+    const evalgen_flag flags[] = {
+        {"--task", &task},
+        {"--lora", &o->lora},
+        {"--embed-model", &o->embed_model},
+        {"--report", &o->report},
+        {"--column", &o->column},
+        {"--format", &fmt},
+        {"--labels", &labels},
+        {"--question-field", &o->fields.question},
+        {"--answer-field", &o->fields.answer},
+        {"--label-field", &o->fields.label},
+        {"--choices-field", &o->fields.choices},
+    };
+    int rc = evalgen_split_args("eval", argc, argv, flags, sizeof flags / sizeof flags[0],
+                                &o->limit, rest, n_rest);
+    if (rc) return rc;
     if (!task) {
         o->task_name = NULL;
     } else if (!strcmp(task, "qa")) {
@@ -242,13 +213,17 @@ static int write_reports(const eval_opts *o, const loft_args *a, const eval_reco
                          const char *lora_sha, const char *test_sha, const char *column,
                          double seconds)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s.json.tmp", o->report);
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "loft eval: %s: cannot create\n", path);
+    /* Each file goes through a temporary, fsync and rename (atomic_file):
+     * a failed write keeps the previous report and says why. */
+    char final[4096];
+    loft_status st;
+    atomic_file af;
+    snprintf(final, sizeof final, "%s.json", o->report);
+    if (atomic_file_open(&af, final, &st) != LOFT_OK) {
+        fprintf(stderr, "loft eval: %s\n", st.msg);
         return 1;
     }
+    FILE *f = af.f;
     fprintf(f, "{\n  \"tool\": \"loft eval\",\n  \"version\": \"%s\",\n  \"config\": {\n",
             LOFT_VERSION);
     json_kv_str(f, "task", o->task_name, true);
@@ -346,39 +321,31 @@ static int write_reports(const eval_opts *o, const loft_args *a, const eval_reco
         }
         fprintf(f, "\n  ]\n}\n");
     }
-    int bad = ferror(f);
-    bad |= fclose(f) != 0;
-    char final[4096];
-    snprintf(final, sizeof final, "%s.json", o->report);
-    if (bad || rename(path, final)) {
-        fprintf(stderr, "loft eval: %s: write failed\n", final);
+    if (atomic_file_commit(&af, &st) != LOFT_OK) {
+        fprintf(stderr, "loft eval: %s\n", st.msg);
         return 1;
     }
-    snprintf(path, sizeof path, "%s.md.tmp", o->report);
     snprintf(final, sizeof final, "%s.md", o->report);
-    f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "loft eval: %s: cannot create\n", path);
+    if (atomic_file_open(&af, final, &st) != LOFT_OK) {
+        fprintf(stderr, "loft eval: %s\n", st.msg);
         return 1;
     }
+    f = af.f;
     fprintf(f, "# loft eval: %s on %s\n\nModel `%s` (sha256 %.16s…)%s%s, %zu records, %.1f s.\n\n",
             o->task_name, base_name(a->file), base_name(a->model), model_sha,
             o->lora ? ", adapter " : "", o->lora ? base_name(o->lora) : "", rs->n, seconds);
     write_table(f, o, rs, t, column);
-    bad = ferror(f);
-    bad |= fclose(f) != 0;
-    if (bad || rename(path, final)) {
-        fprintf(stderr, "loft eval: %s: write failed\n", final);
+    if (atomic_file_commit(&af, &st) != LOFT_OK) {
+        fprintf(stderr, "loft eval: %s\n", st.msg);
         return 1;
     }
     if (o->task == TASK_QA) {
-        snprintf(path, sizeof path, "%s.answers.jsonl.tmp", o->report);
         snprintf(final, sizeof final, "%s.answers.jsonl", o->report);
-        f = fopen(path, "w");
-        if (!f) {
-            fprintf(stderr, "loft eval: %s: cannot create\n", path);
+        if (atomic_file_open(&af, final, &st) != LOFT_OK) {
+            fprintf(stderr, "loft eval: %s\n", st.msg);
             return 1;
         }
+        f = af.f;
         for (size_t i = 0; i < rs->n; i++) {
             fputs("{\"question\": ", f);
             json_write_str(f, rs->r[i].question, strlen(rs->r[i].question));
@@ -387,10 +354,8 @@ static int write_reports(const eval_opts *o, const loft_args *a, const eval_reco
                            rows[i].prediction ? strlen(rows[i].prediction) : 0);
             fputs("}\n", f);
         }
-        bad = ferror(f);
-        bad |= fclose(f) != 0;
-        if (bad || rename(path, final)) {
-            fprintf(stderr, "loft eval: %s: write failed\n", final);
+        if (atomic_file_commit(&af, &st) != LOFT_OK) {
+            fprintf(stderr, "loft eval: %s\n", st.msg);
             return 1;
         }
     }
@@ -654,6 +619,10 @@ int cmd_eval(int argc, char **argv)
         int32_t n_ctx = ctx_given ? a.n_ctx : 512;
         loft_ppl_params p = {n_ctx, a.n_batch < n_ctx ? a.n_batch : n_ctx, a.n_chunks};
         loft_ppl_result res;
+        if ((rc = session_check_fit(&s, p.n_ctx, p.n_batch, true))) {
+            free(text);
+            goto done;
+        }
         if (loft_perplexity_text(s.model, s.vocab, text, len, &p, NULL, NULL, &res, &st)) {
             fprintf(stderr, "loft eval: %s\n", st.msg);
             rc = 1;

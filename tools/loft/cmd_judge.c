@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "base/atomic_file.h"
 #include "base/json.h"
 #include "base/sha256.h"
 #include "commands.h"
@@ -41,49 +42,22 @@ static void judge_usage(FILE *f)
     args_print_usage(f);
 }
 
+/* Splits argv into judge's own options (into o) and the shared ones (into
+ * rest, argv[0] kept). Returns 0 or 2. */
 static int judge_split_args(int argc, char **argv, judge_opts *o, char **rest, int *n_rest)
 {
-    *n_rest = 0;
-    rest[(*n_rest)++] = argv[0];
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char **dst = NULL;
-        if (!strcmp(a, "--a"))
-            dst = &o->a;
-        else if (!strcmp(a, "--b"))
-            dst = &o->b;
-        else if (!strcmp(a, "--judge-prompt"))
-            dst = &o->prompt_file;
-        else if (!strcmp(a, "--report"))
-            dst = &o->report;
-        else if (!strcmp(a, "--name-a"))
-            dst = &o->name_a;
-        else if (!strcmp(a, "--name-b"))
-            dst = &o->name_b;
-        else if (!strcmp(a, "--question-field"))
-            dst = &o->fields.question;
-        else if (!strcmp(a, "--answer-field"))
-            dst = &o->fields.answer;
-        else if (!strcmp(a, "--limit")) {
-            char *end;
-            if (i + 1 >= argc || (o->limit = strtol(argv[i + 1], &end, 10)) < 1 || *end) {
-                fprintf(stderr, "loft judge: --limit needs a positive integer\n");
-                return 2;
-            }
-            i++;
-            continue;
-        }
-        if (!dst) {
-            rest[(*n_rest)++] = argv[i];
-            continue;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "loft judge: %s needs a value\n", a);
-            return 2;
-        }
-        *dst = argv[++i];
-    }
-    return 0;
+    const evalgen_flag flags[] = {
+        {"--a", &o->a},
+        {"--b", &o->b},
+        {"--judge-prompt", &o->prompt_file},
+        {"--report", &o->report},
+        {"--name-a", &o->name_a},
+        {"--name-b", &o->name_b},
+        {"--question-field", &o->fields.question},
+        {"--answer-field", &o->fields.answer},
+    };
+    return evalgen_split_args("judge", argc, argv, flags, sizeof flags / sizeof flags[0],
+                              &o->limit, rest, n_rest);
 }
 
 /* Appends s to the growing buffer; false on allocation failure. */
@@ -264,15 +238,17 @@ int cmd_judge(int argc, char **argv)
     printf("%lld/%lld/%lld / %.2f\n", (long long)wins_a, (long long)wins_b, (long long)ties,
            win_rate);
 
-    char path[4096], final[4096];
-    snprintf(path, sizeof path, "%s.json.tmp", o.report);
+    /* Temporary, fsync, rename (atomic_file): a failed write keeps the
+     * previous report and says why. */
+    char final[4096];
+    atomic_file out;
     snprintf(final, sizeof final, "%s.json", o.report);
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "loft judge: %s: cannot create\n", path);
+    if (atomic_file_open(&out, final, &st) != LOFT_OK) {
+        fprintf(stderr, "loft judge: %s\n", st.msg);
         rc = 1;
         goto done;
     }
+    FILE *f = out.f;
     fprintf(f,
             "{\n  \"tool\": \"loft judge\",\n  \"version\": \"%s\",\n  \"config\": {\n"
             "    \"judge_model\": ",
@@ -316,31 +292,26 @@ int cmd_judge(int argc, char **argv)
         fputc('}', f);
     }
     fprintf(f, "\n  ]\n}\n");
-    bool bad = ferror(f);
-    bad |= fclose(f) != 0;
-    if (bad || rename(path, final)) {
-        fprintf(stderr, "loft judge: %s: write failed\n", final);
+    if (atomic_file_commit(&out, &st) != LOFT_OK) {
+        fprintf(stderr, "loft judge: %s\n", st.msg);
         rc = 1;
         goto done;
     }
-    snprintf(path, sizeof path, "%s.md.tmp", o.report);
     snprintf(final, sizeof final, "%s.md", o.report);
-    f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "loft judge: %s: cannot create\n", path);
+    if (atomic_file_open(&out, final, &st) != LOFT_OK) {
+        fprintf(stderr, "loft judge: %s\n", st.msg);
         rc = 1;
         goto done;
     }
+    f = out.f;
     fprintf(f,
             "| Judge | %s wins | %s wins | Ties | %s win rate |\n|---|---|---|---|---|\n"
             "| %s | %lld | %lld | %lld | %.2f |\n\n%s/%s/ties / win rate: %lld/%lld/%lld / %.2f\n",
             o.name_a, o.name_b, o.name_a, a.model, (long long)wins_a, (long long)wins_b,
             (long long)ties, win_rate, o.name_a, o.name_b, (long long)wins_a, (long long)wins_b,
             (long long)ties, win_rate);
-    bad = ferror(f);
-    bad |= fclose(f) != 0;
-    if (bad || rename(path, final)) {
-        fprintf(stderr, "loft judge: %s: write failed\n", final);
+    if (atomic_file_commit(&out, &st) != LOFT_OK) {
+        fprintf(stderr, "loft judge: %s\n", st.msg);
         rc = 1;
     }
 done:

@@ -151,3 +151,35 @@ int evalgen_loglik(session *s, const int32_t *prompt, size_t n, const char *cont
     return rc;
 }
 
+
+int evalgen_split_args(const char *cmd, int argc, char **argv, const evalgen_flag *flags,
+                       size_t n_flags, long *limit, char **rest, int *n_rest)
+{
+    *n_rest = 0;
+    rest[(*n_rest)++] = argv[0];
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--limit")) {
+            char *end;
+            if (i + 1 >= argc || (*limit = strtol(argv[i + 1], &end, 10)) < 1 || *end) {
+                fprintf(stderr, "loft %s: --limit needs a positive integer\n", cmd);
+                return 2;
+            }
+            i++;
+            continue;
+        }
+        const char **dst = NULL;
+        for (size_t k = 0; k < n_flags && !dst; k++)
+            if (!strcmp(a, flags[k].name)) dst = flags[k].dst;
+        if (!dst) {
+            rest[(*n_rest)++] = argv[i];
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "loft %s: %s needs a value\n", cmd, a);
+            return 2;
+        }
+        *dst = argv[++i];
+    }
+    return 0;
+}

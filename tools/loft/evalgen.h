@@ -37,5 +37,18 @@ int evalgen_greedy(session *s, const int32_t *prompt, size_t n, int32_t n_predic
 int evalgen_loglik(session *s, const int32_t *prompt, size_t n, const char *cont, double *ll,
                    size_t *n_cont);
 
+/* One string option of a command: "--name VALUE" stores VALUE in *dst. */
+typedef struct evalgen_flag {
+    const char *name;
+    const char **dst;
+} evalgen_flag;
+
+/* Splits argv into the command's own options and the shared ones (args.h):
+ * each flags[k].name takes the next argument into *flags[k].dst; "--limit N"
+ * (N >= 1) goes into *limit; everything else is copied to rest (argv[0]
+ * first; rest has room for argc entries). cmd names the command in
+ * messages ("eval"). Returns 0, or 2 after printing a usage error. */
+int evalgen_split_args(const char *cmd, int argc, char **argv, const evalgen_flag *flags,
+                       size_t n_flags, long *limit, char **rest, int *n_rest);
 
 #endif
