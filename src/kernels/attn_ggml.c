@@ -21,7 +21,11 @@
  *    probabilities converted to F16: the same two orders as K.q, the cache
  *    cell index being the summed dimension.
  * fmaf is a correctly rounded fused multiply-add, so a scalar lane-by-lane
- * emulation gives the vector results exactly.
+ * emulation gives the vector results exactly. That emulation is the
+ * portable body and the oracle; where the avx512 kernel set is in use
+ * (cpuid and LOFT_ISA, see kernels_get) an AVX-512 body performs the same
+ * operations on real 16-lane registers (tests/unit/test_attn_ggml.c holds
+ * it to the scalar body bit for bit).
  */
 #include <math.h>
 #include <pthread.h>
@@ -51,7 +55,8 @@ static float f16_table[1 << 16];
 
 static void f16_table_build(void)
 {
-    for (uint32_t h = 0; h < (1u << 16); h++) f16_table[h] = loft_f16_to_f32((uint16_t)h);
+    for (uint32_t h = 0; h < (1u << 16); h++)
+        f16_table[h] = loft_f16_to_f32((uint16_t)h);
 }
 
 /* The horizontal sum of 16 lanes in the order GCC's _mm512_reduce_add_ps
@@ -59,8 +64,10 @@ static void f16_table_build(void)
 AG_INLINE float reduce16(const float v[LANES])
 {
     float a[8], b[4];
-    for (int i = 0; i < 8; i++) a[i] = v[8 + i] + v[i];
-    for (int i = 0; i < 4; i++) b[i] = a[4 + i] + a[i];
+    for (int i = 0; i < 8; i++)
+        a[i] = v[8 + i] + v[i];
+    for (int i = 0; i < 4; i++)
+        b[i] = a[4 + i] + a[i];
     return (b[0] + b[2]) + (b[1] + b[3]);
 }
 
@@ -76,8 +83,8 @@ AG_INLINE float expf_ggml_body(float x)
     if (isnan(n)) return n; /* a NaN score stays NaN ((int)NaN is undefined) */
     if (fabsf(n) > 192.0f) return n <= 0.0f ? 0.0f : INFINITY;
     const float u = b * b;
-    const float hi = fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u,
-                          fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f));
+    const float hi =
+        fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f));
     const float j = fmaf(hi, u, fmaf(0x1.ffffecp-1f, b, 1.0f));
     const int ni = (int)n;
     if (ni < -126 || ni > 127) return ldexpf(j, ni);
@@ -100,7 +107,8 @@ AG_INLINE float qk_ggml(int mode, int32_t hd, const float *qh, const float *k)
     if (mode == KERNELS_ATTN_GGML_BATCH && hd % LANES == 0) {
         float acc[LANES] = {0};
         for (int32_t l = 0; l < hd; l += LANES)
-            for (int i = 0; i < LANES; i++) acc[i] = fmaf(k[l + i], qh[l + i], acc[i]);
+            for (int i = 0; i < LANES; i++)
+                acc[i] = fmaf(k[l + i], qh[l + i], acc[i]);
         return reduce16(acc);
     }
     float acc[4][LANES];
@@ -116,7 +124,8 @@ AG_INLINE float qk_ggml(int mode, int32_t hd, const float *qh, const float *k)
         acc[0][l] = acc[0][l] + acc[1][l];
     }
     double sum = (double)reduce16(acc[0]);
-    for (int32_t e = np; e < hd; e++) sum += (double)(qh[e] * k[e]);
+    for (int32_t e = np; e < hd; e++)
+        sum += (double)(qh[e] * k[e]);
     return (float)sum;
 }
 
@@ -135,8 +144,10 @@ AG_INLINE void pv_ggml(int mode, float *out, const float *pr, const uint16_t *V,
         const uint16_t *vp = V + (size_t)p * v_stride + (size_t)d0;
         const float w = pr[p];
         float *a = acc[n_acc == 1 ? 0 : (p / LANES) % 4][p % LANES];
-        for (int32_t d = 0; d < nd; d++) vr[d] = f16_table[vp[d]];
-        for (int32_t d = 0; d < nd; d++) a[d] = fmaf(w, vr[d], a[d]);
+        for (int32_t d = 0; d < nd; d++)
+            vr[d] = f16_table[vp[d]];
+        for (int32_t d = 0; d < nd; d++)
+            a[d] = fmaf(w, vr[d], a[d]);
     }
     for (int32_t d = 0; d < nd; d++) {
         float lane[LANES];
@@ -165,13 +176,15 @@ AG_INLINE void attn_body(float *out, const float *q, int ng, const void *K, size
     float kr[KERNELS_ATTN_GGML_MAX_HD];
     float mx[KERNELS_MAX_NX];
     for (int h = 0; h < ng; h++) {
-        for (int32_t i = 0; i < hd; i++) qh[h][i] = to_f16(q[(size_t)h * (size_t)hd + (size_t)i]);
+        for (int32_t i = 0; i < hd; i++)
+            qh[h][i] = to_f16(q[(size_t)h * (size_t)hd + (size_t)i]);
         mx[h] = -INFINITY;
     }
     /* scores: one key row converted once for all ng heads */
     for (int32_t p = first; p <= last; p++) {
         const uint16_t *kp = (const uint16_t *)K + (size_t)p * k_stride;
-        for (int32_t i = 0; i < hd; i++) kr[i] = f16_table[kp[i]];
+        for (int32_t i = 0; i < hd; i++)
+            kr[i] = f16_table[kp[i]];
         for (int h = 0; h < ng; h++) {
             float v = qk_ggml(mode, hd, qh[h], kr) * as->scale;
             if (as->softcap > 0.0f) v = as->softcap * tanhf(v / as->softcap);
@@ -194,7 +207,8 @@ AG_INLINE void attn_body(float *out, const float *q, int ng, const void *K, size
             sum += (double)reduce16(e);
         }
         const float inv = (float)(1.0 / sum);
-        for (int32_t p = first; p <= last; p++) s[p] = to_f16(s[p] * inv);
+        for (int32_t p = first; p <= last; p++)
+            s[p] = to_f16(s[p] * inv);
         float *oh = out + (size_t)h * (size_t)hdv;
         for (int32_t d0 = 0; d0 < hdv; d0 += V_TILE)
             pv_ggml(mode, oh + d0, s, (const uint16_t *)V, v_stride, first, last, d0,
@@ -234,8 +248,7 @@ AG_FMA_TARGET static float expf_fma(float x)
 #define AG_HAVE_AVX512 1
 #include <immintrin.h>
 
-#define AG_512_TARGET \
-    __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma,avx2")))
+#define AG_512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,f16c,fma,avx2")))
 #define AG_512_INLINE AG_512_TARGET static inline __attribute__((always_inline))
 #define AG_RNE (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 
@@ -279,8 +292,8 @@ AG_512_INLINE __m512 expf_ggml_v(__m512 x)
     const __mmask16 ok = _mm512_cmp_ps_mask(n, _mm512_set1_ps(-126.0f), _CMP_GE_OQ) &
                          _mm512_cmp_ps_mask(n, _mm512_set1_ps(127.0f), _CMP_LE_OQ);
     const __m512i ni = _mm512_cvttps_epi32(n);
-    const __m512 scale = _mm512_castsi512_ps(
-        _mm512_slli_epi32(_mm512_add_epi32(ni, _mm512_set1_epi32(127)), 23));
+    const __m512 scale =
+        _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(ni, _mm512_set1_epi32(127)), 23));
     __m512 e = _mm512_mul_ps(j, scale);
     if (ok != 0xffffu) {
         float xs[LANES], es[LANES];
@@ -317,7 +330,8 @@ AG_512_INLINE float qk_ggml_v(int mode, int32_t hd, const float *qh, const uint1
         float pr[LANES];
         const __mmask16 m = (__mmask16)(n >= 16 ? 0xffffu : (1u << n) - 1u);
         _mm512_storeu_ps(pr, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, qh + e), load_h16(k + e, n)));
-        for (int i = 0; i < n; i++) sum += (double)pr[i];
+        for (int i = 0; i < n; i++)
+            sum += (double)pr[i];
     }
     return (float)sum;
 }
@@ -354,14 +368,14 @@ AG_512_INLINE void reduce16x16_v(const __m512 v[LANES], float out[LANES])
         y[m] = _mm512_add_ps(_mm512_shuffle_f32x4(x[2 * m], x[2 * m + 1], 0x88),
                              _mm512_shuffle_f32x4(x[2 * m], x[2 * m + 1], 0xDD));
     /* b0 + b2 and b1 + b3 */
-    const __m512 z0 = _mm512_add_ps(_mm512_shuffle_ps(y[0], y[1], 0x44),
-                                    _mm512_shuffle_ps(y[0], y[1], 0xEE));
-    const __m512 z1 = _mm512_add_ps(_mm512_shuffle_ps(y[2], y[3], 0x44),
-                                    _mm512_shuffle_ps(y[2], y[3], 0xEE));
+    const __m512 z0 =
+        _mm512_add_ps(_mm512_shuffle_ps(y[0], y[1], 0x44), _mm512_shuffle_ps(y[0], y[1], 0xEE));
+    const __m512 z1 =
+        _mm512_add_ps(_mm512_shuffle_ps(y[2], y[3], 0x44), _mm512_shuffle_ps(y[2], y[3], 0xEE));
     /* (b0 + b2) + (b1 + b3): element e of lane j is cell 4e + j */
-    const __m512 r = _mm512_add_ps(_mm512_shuffle_ps(z0, z1, 0x88), _mm512_shuffle_ps(z0, z1, 0xDD));
-    const __m512i idx =
-        _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    const __m512 r =
+        _mm512_add_ps(_mm512_shuffle_ps(z0, z1, 0x88), _mm512_shuffle_ps(z0, z1, 0xDD));
+    const __m512i idx = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
     _mm512_storeu_ps(out, _mm512_permutexvar_ps(idx, r));
 }
 
@@ -411,8 +425,10 @@ AG_512_INLINE void pv_ggml_v(int mode, float *out, const float *pr, const uint16
             lane[l] = v;
         }
         __m512 h8[8], h4[4];
-        for (int i = 0; i < 8; i++) h8[i] = _mm512_add_ps(lane[8 + i], lane[i]);
-        for (int i = 0; i < 4; i++) h4[i] = _mm512_add_ps(h8[4 + i], h8[i]);
+        for (int i = 0; i < 8; i++)
+            h8[i] = _mm512_add_ps(lane[8 + i], lane[i]);
+        for (int i = 0; i < 4; i++)
+            h4[i] = _mm512_add_ps(h8[4 + i], h8[i]);
         const __m512 o = _mm512_add_ps(_mm512_add_ps(h4[0], h4[2]), _mm512_add_ps(h4[1], h4[3]));
         const __mmask16 m = (__mmask16)(nv[j] >= 16 ? 0xffffu : (1u << nv[j]) - 1u);
         _mm512_mask_storeu_ps(out + j * LANES, m, o);
@@ -435,7 +451,8 @@ AG_512_TARGET static void attn_avx512(float *out, const float *q, int ng, const 
         int32_t i = 0;
         for (; i + LANES <= hd; i += LANES)
             _mm512_storeu_ps(qh[h] + i, round_f16_v(_mm512_loadu_ps(qr + i)));
-        for (; i < hd; i++) qh[h][i] = to_f16(qr[i]);
+        for (; i < hd; i++)
+            qh[h][i] = to_f16(qr[i]);
         mx[h] = -INFINITY;
     }
     /* 16 cells at a time, reduced together, where no leftover is summed */
@@ -490,7 +507,8 @@ AG_512_TARGET static void attn_avx512(float *out, const float *q, int ng, const 
         int32_t c = first;
         for (; c + LANES <= last + 1; c += LANES)
             _mm512_storeu_ps(s + c, round_f16_v(_mm512_mul_ps(_mm512_loadu_ps(s + c), vinv)));
-        for (; c <= last; c++) s[c] = to_f16(s[c] * inv);
+        for (; c <= last; c++)
+            s[c] = to_f16(s[c] * inv);
         float *oh = out + (size_t)h * (size_t)hdv;
         for (int32_t d0 = 0; d0 < hdv; d0 += V_TILE)
             pv_ggml_v(mode, oh + d0, s, (const uint16_t *)V, v_stride, first, last, d0,
@@ -501,7 +519,9 @@ AG_512_TARGET static void attn_avx512(float *out, const float *q, int ng, const 
 #define AG_HAVE_AVX512 0
 #endif
 
+#if AG_HAVE_TARGET
 static bool have_fma;
+#endif
 #if AG_HAVE_AVX512
 static bool have_avx512; /* and the kernel set in use is avx512 */
 #endif
@@ -552,10 +572,9 @@ void kernels_attn_group_ggml(float *out, const float *q, int ng, const void *K, 
     attn_generic(out, q, ng, K, k_stride, V, v_stride, first, last, as, scores);
 }
 
-bool kernels_attn_group_ggml_isa(const char *isa, float *out, const float *q, int ng,
-                                 const void *K, size_t k_stride, const void *V, size_t v_stride,
-                                 int32_t first, int32_t last, const kernels_attn *as,
-                                 float *scores)
+bool kernels_attn_group_ggml_isa(const char *isa, float *out, const float *q, int ng, const void *K,
+                                 size_t k_stride, const void *V, size_t v_stride, int32_t first,
+                                 int32_t last, const kernels_attn *as, float *scores)
 {
     pthread_once(&attn_once, attn_init);
     if (strcmp(isa, "ref") == 0) {

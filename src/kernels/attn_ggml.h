@@ -14,9 +14,8 @@
  * "avx2" (the same scalar code with inlined FMA) or "avx512" (vectors).
  * Returns false, touching nothing, when that body is not compiled in or
  * this CPU cannot run it. */
-bool kernels_attn_group_ggml_isa(const char *isa, float *out, const float *q, int ng,
-                                 const void *K, size_t k_stride, const void *V, size_t v_stride,
-                                 int32_t first, int32_t last, const kernels_attn *as,
-                                 float *scores);
+bool kernels_attn_group_ggml_isa(const char *isa, float *out, const float *q, int ng, const void *K,
+                                 size_t k_stride, const void *V, size_t v_stride, int32_t first,
+                                 int32_t last, const kernels_attn *as, float *scores);
 
 #endif

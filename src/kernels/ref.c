@@ -126,22 +126,32 @@ static void ref_dot_q4_0(int64_t n, const void *w, const void *x, size_t xs, int
     }
 }
 
+/* Q4_1 in ggml's order (llama.cpp's greedy output depends on it): per block,
+ * eight 4-element integer partial sums, each scaled into its own float lane
+ * by a fused multiply-add with dw * dx; the min terms summed apart; the lanes
+ * folded as (0+4, 1+5, 2+6, 3+7), then (0+2, 1+3), then the two. Elements
+ * 0..15 of a block are the low nibbles, 16..31 the high ones. */
 static void ref_dot_q4_1(int64_t n, const void *w, const void *x, size_t xs, int nx, float *out)
 {
     const kq_block_q4_1 *wb = w;
     for (int j = 0; j < nx; j++) {
         const kernels_q8 *xb = x_q8_row(x, xs, j);
-        float acc = 0.0f;
+        float lane[8] = {0}, mins = 0.0f;
         for (int64_t i = 0; i < n / 32; i++) {
-            int32_t s = 0;
-            for (int l = 0; l < 16; l++) {
-                s += (wb[i].qs[l] & 0xF) * xb[i].qs[l];
-                s += (wb[i].qs[l] >> 4) * xb[i].qs[l + 16];
+            const float dd = loft_f16_to_f32(wb[i].d) * xb[i].d;
+            for (int l = 0; l < 8; l++) {
+                int32_t p = 0;
+                for (int k = 4 * l; k < 4 * l + 4; k++) {
+                    const int u = k < 16 ? (wb[i].qs[k] & 0xF) : (wb[i].qs[k - 16] >> 4);
+                    p += u * xb[i].qs[k];
+                }
+                lane[l] = fmaf(dd, (float)p, lane[l]);
             }
-            acc += loft_f16_to_f32(wb[i].d) * xb[i].d * (float)s;
-            acc += loft_f16_to_f32(wb[i].m) * xb[i].s;
+            mins += loft_f16_to_f32(wb[i].m) * xb[i].s;
         }
-        out[j] = acc;
+        float s[4];
+        for (int l = 0; l < 4; l++) s[l] = lane[l] + lane[l + 4];
+        out[j] = ((s[0] + s[2]) + (s[1] + s[3])) + mins;
     }
 }
 

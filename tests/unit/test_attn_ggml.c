@@ -22,8 +22,8 @@ typedef struct shape {
     int32_t hd, hdv;
 } shape;
 
-static const shape shapes[] = {{64, 64}, {80, 80}, {96, 96}, {128, 128}, {256, 256},
-                               {72, 40}, {64, 200}, {8, 24}};
+static const shape shapes[] = {{64, 64},   {80, 80}, {96, 96},  {128, 128},
+                               {256, 256}, {72, 40}, {64, 200}, {8, 24}};
 static const int32_t cell_counts[] = {1, 15, 16, 17, 100, 600};
 
 static float frand(loft_rng *r, float mag)
@@ -48,11 +48,16 @@ static int compare_one(const char *isa, loft_rng *r, shape sh, int32_t n_cells, 
         free(K), free(V), free(q), free(o_ref), free(o_simd), free(s_ref), free(s_simd);
         return 1;
     }
-    for (size_t i = 0; i < nk; i++) K[i] = loft_f32_to_f16(frand(r, 2.0f));
-    for (size_t i = 0; i < nv; i++) V[i] = loft_f32_to_f16(frand(r, 3.0f));
-    for (size_t i = 0; i < (size_t)ng * (size_t)sh.hd; i++) q[i] = frand(r, qmag);
-    for (size_t i = 0; i < no; i++) o_ref[i] = o_simd[i] = NAN;
-    for (size_t i = 0; i < ns; i++) s_ref[i] = s_simd[i] = NAN;
+    for (size_t i = 0; i < nk; i++)
+        K[i] = loft_f32_to_f16(frand(r, 2.0f));
+    for (size_t i = 0; i < nv; i++)
+        V[i] = loft_f32_to_f16(frand(r, 3.0f));
+    for (size_t i = 0; i < (size_t)ng * (size_t)sh.hd; i++)
+        q[i] = frand(r, qmag);
+    for (size_t i = 0; i < no; i++)
+        o_ref[i] = o_simd[i] = NAN;
+    for (size_t i = 0; i < ns; i++)
+        s_ref[i] = s_simd[i] = NAN;
     const kernels_attn as = {.n_head = ng,
                              .n_head_kv = 1,
                              .head_dim = sh.hd,
@@ -67,19 +72,22 @@ static int compare_one(const char *isa, loft_rng *r, shape sh, int32_t n_cells, 
         test_record_failure(__FILE__, __LINE__, "the ref body is always available");
         bad = 1;
     } else if (kernels_attn_group_ggml_isa(isa, o_simd, q, ng, K, k_stride, V, v_stride, first,
-                                    n_cells - 1, &as, s_simd)) {
+                                           n_cells - 1, &as, s_simd)) {
         if (memcmp(o_ref, o_simd, no * sizeof(float)) != 0) {
             size_t i = 0;
-            while (i < no && memcmp(o_ref + i, o_simd + i, sizeof(float)) == 0) i++;
-            snprintf(msg, sizeof msg, "%s: hd %d hdv %d cells %d ng %d mode %d first %d softcap %g qmag %g: "
-                      "out[%zu] %.9g vs ref %.9g",
+            while (i < no && memcmp(o_ref + i, o_simd + i, sizeof(float)) == 0)
+                i++;
+            snprintf(msg, sizeof msg,
+                     "%s: hd %d hdv %d cells %d ng %d mode %d first %d softcap %g qmag %g: "
+                     "out[%zu] %.9g vs ref %.9g",
                      isa, (int)sh.hd, (int)sh.hdv, (int)n_cells, ng, mode, (int)first,
                      (double)softcap, (double)qmag, i, (double)o_simd[i], (double)o_ref[i]);
             test_record_failure(__FILE__, __LINE__, msg);
             bad = 1;
         }
         size_t n_nan = 0; /* every output written (the inputs give finite ones) */
-        for (size_t i = 0; i < no; i++) n_nan += isnan(o_ref[i]) != 0;
+        for (size_t i = 0; i < no; i++)
+            n_nan += isnan(o_ref[i]) != 0;
         if (n_nan) {
             snprintf(msg, sizeof msg, "ref left %zu of %zu outputs NaN", n_nan, no);
             test_record_failure(__FILE__, __LINE__, msg);
@@ -98,8 +106,7 @@ static void run_isa(const char *isa)
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
         for (size_t ci = 0; ci < sizeof cell_counts / sizeof cell_counts[0]; ci++)
             for (int ng = 1; ng <= 4; ng++)
-                for (int mode = KERNELS_ATTN_GGML_DECODE; mode <= KERNELS_ATTN_GGML_BATCH;
-                     mode++)
+                for (int mode = KERNELS_ATTN_GGML_DECODE; mode <= KERNELS_ATTN_GGML_BATCH; mode++)
                     for (int variant = 0; variant < 4; variant++) {
                         const int32_t nc = cell_counts[ci];
                         /* variants: full range, a window that starts past
@@ -110,8 +117,7 @@ static void run_isa(const char *isa)
                             first = (int32_t)loft_rng_below(&r, (uint64_t)nc);
                         const float softcap = variant == 2 ? 30.0f : 0.0f;
                         const float qmag = variant == 3 ? 400.0f : 1.5f;
-                        bad += compare_one(isa, &r, shapes[si], nc, ng, mode, first, softcap,
-                                           qmag);
+                        bad += compare_one(isa, &r, shapes[si], nc, ng, mode, first, softcap, qmag);
                         n++;
                         if (bad > 3) return;
                     }
