@@ -4,6 +4,9 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "train/dataset.h"
+#include "train/train.h"
+
 static int case_failed;
 
 void test_record_failure(const char *file, int line, const char *what)
@@ -85,4 +88,30 @@ int test_run(const char *cmd, char **out)
     if (status == -1) return -1;
     if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
     return WEXITSTATUS(status);
+}
+
+void test_make_train_data(train_dataset *d, uint32_t seed, int period)
+{
+    memset(d, 0, sizeof *d);
+    d->n = 7;
+    d->ex = calloc(d->n, sizeof *d->ex);
+    uint32_t r = seed;
+    for (size_t i = 0; i < d->n; i++) {
+        train_example *ex = &d->ex[i];
+        ex->n = 6 + (int32_t)(i % (size_t)period) * 2;
+        ex->tokens = malloc((size_t)ex->n * sizeof *ex->tokens);
+        ex->mask = malloc((size_t)ex->n);
+        for (int32_t j = 0; j < ex->n; j++) {
+            r = r * 1103515245u + 12345u;
+            ex->tokens[j] = (int32_t)((r >> 16) % 256);
+            ex->mask[j] = j >= 2;
+            ex->n_loss += ex->mask[j];
+        }
+    }
+}
+
+void test_stop_at(void *ud, const train_report *r)
+{
+    test_stopper *s = ud;
+    if (!r->is_eval && r->step == s->at) s->flag = 1;
 }

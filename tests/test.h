@@ -7,6 +7,8 @@
 #ifndef LOFT_TEST_H
 #define LOFT_TEST_H
 
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 
 typedef struct test_case {
@@ -34,6 +36,25 @@ const char *test_loft_bin(void);
  * command died of signal N, or -1 when it could not be run. Redirect
  * stderr in cmd ("2>&1" or "2>FILE") to capture it. */
 int test_run(const char *cmd, char **out);
+
+/* ---- training fixtures (tests of train_run) ------------------------------ */
+
+struct train_dataset;
+struct train_report;
+
+/* Fills d (zeroed first; free with train_dataset_free) with 7 examples of
+ * tokens below 256 drawn from an LCG seeded with seed, example i being
+ * 6 + 2 * (i % period) tokens long, with the loss on every token from the
+ * third on. */
+void test_make_train_data(struct train_dataset *d, uint32_t seed, int period);
+
+/* A train_run report callback (ud: a test_stopper) that raises flag when
+ * the optimizer step `at` has been reported; pass &flag as the stop flag. */
+typedef struct test_stopper {
+    volatile sig_atomic_t flag;
+    int64_t at;
+} test_stopper;
+void test_stop_at(void *ud, const struct train_report *r);
 
 #define CHECK(cond)                                                                                \
     do {                                                                                           \

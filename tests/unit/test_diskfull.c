@@ -227,38 +227,7 @@ static void test_gguf_write_limit(void)
 
 /* ---- a training run whose checkpoint cannot be written ---------------- */
 
-typedef struct stopper {
-    volatile sig_atomic_t flag;
-    int64_t at;
-} stopper;
-
-static void stop_at(void *ud, const train_report *r)
-{
-    stopper *s = ud;
-    if (!r->is_eval && r->step == s->at) s->flag = 1;
-}
-
-static void make_data(train_dataset *d)
-{
-    memset(d, 0, sizeof *d);
-    d->n = 7;
-    d->ex = calloc(d->n, sizeof *d->ex);
-    uint32_t r = 17;
-    for (size_t i = 0; i < d->n; i++) {
-        train_example *ex = &d->ex[i];
-        ex->n = 6 + (int32_t)(i % 3) * 2;
-        ex->tokens = malloc((size_t)ex->n * sizeof *ex->tokens);
-        ex->mask = malloc((size_t)ex->n);
-        for (int32_t j = 0; j < ex->n; j++) {
-            r = r * 1103515245u + 12345u;
-            ex->tokens[j] = (int32_t)((r >> 16) % 256);
-            ex->mask[j] = j >= 2;
-            ex->n_loss += ex->mask[j];
-        }
-    }
-}
-
-static train_opts tiny_opts(stopper *sp)
+static train_opts tiny_opts(test_stopper *sp)
 {
     return (train_opts){.n_ctx = 16,
                         .n_batch = 24,
@@ -282,7 +251,7 @@ static train_opts tiny_opts(stopper *sp)
                         .save_every = 1,
                         .max_steps = 5,
                         .stop = &sp->flag,
-                        .report = stop_at,
+                        .report = test_stop_at,
                         .report_ud = sp};
 }
 
@@ -302,8 +271,8 @@ static int resume_limited(void *ud, char *msg, size_t cap)
         return 5;
     }
     train_dataset d;
-    make_data(&d);
-    stopper sp = {.flag = 0, .at = -1};
+    test_make_train_data(&d, 17, 3);
+    test_stopper sp = {.flag = 0, .at = -1};
     train_opts o = tiny_opts(&sp);
     o.ckpt_dir = j->dir;
     o.output_adapter = j->out;
@@ -325,8 +294,8 @@ static void test_checkpoint_limit_resume(void)
     snprintf(part, sizeof part, "%s-part.gguf", dir);
     rm_rf(dir);
     train_dataset d;
-    make_data(&d);
-    stopper sp = {.flag = 0, .at = -1};
+    test_make_train_data(&d, 17, 3);
+    test_stopper sp = {.flag = 0, .at = -1};
     loft_model *m = NULL;
     CHECK(model_load(&m, test_data_path("golden/qwen/llama.gguf"), &st) == LOFT_OK);
     /* uninterrupted: 5 steps, no checkpoints */

@@ -61,37 +61,6 @@ static void rm_rf(const char *dir)
 
 /* ---- library --------------------------------------------------------- */
 
-typedef struct stopper {
-    volatile sig_atomic_t flag;
-    int64_t at;
-} stopper;
-
-static void stop_at(void *ud, const train_report *r)
-{
-    stopper *s = ud;
-    if (!r->is_eval && r->step == s->at) s->flag = 1;
-}
-
-static void make_data(train_dataset *d)
-{
-    memset(d, 0, sizeof *d);
-    d->n = 7;
-    d->ex = calloc(d->n, sizeof *d->ex);
-    uint32_t r = 5;
-    for (size_t i = 0; i < d->n; i++) {
-        train_example *ex = &d->ex[i];
-        ex->n = 6 + (int32_t)(i % 4) * 2;
-        ex->tokens = malloc((size_t)ex->n * sizeof *ex->tokens);
-        ex->mask = malloc((size_t)ex->n);
-        for (int32_t j = 0; j < ex->n; j++) {
-            r = r * 1103515245u + 12345u;
-            ex->tokens[j] = (int32_t)((r >> 16) % 256);
-            ex->mask[j] = j >= 2;
-            ex->n_loss += ex->mask[j];
-        }
-    }
-}
-
 /* True when the train lines of the log at path are steps 1..total, each
  * once, in order. */
 static bool log_has_each_step_once(const char *path, int64_t total)
@@ -116,13 +85,13 @@ static void test_library_resume(void)
     loft_model *m = NULL;
     CHECK(model_load(&m, test_data_path("golden/qwen/llama.gguf"), &st) == LOFT_OK);
     train_dataset d;
-    make_data(&d);
+    test_make_train_data(&d, 5, 4);
     char dir[128], full[160], part[160];
     snprintf(dir, sizeof dir, "/tmp/loft-resume-lib-%d", (int)getpid());
     rm_rf(dir);
     snprintf(full, sizeof full, "%s-full.gguf", dir);
     snprintf(part, sizeof part, "%s-part.gguf", dir);
-    stopper sp = {.flag = 0, .at = -1};
+    test_stopper sp = {.flag = 0, .at = -1};
     train_opts o = {.n_ctx = 16,
                     .n_batch = 24,
                     .n_threads = 2,
@@ -144,7 +113,7 @@ static void test_library_resume(void)
                     .shuffle = true,
                     .output_adapter = full,
                     .stop = &sp.flag,
-                    .report = stop_at,
+                    .report = test_stop_at,
                     .report_ud = &sp};
     train_result res;
     CHECKF(train_run(m, &d, NULL, &o, &res, &st) == LOFT_OK, "%s", st.msg);
