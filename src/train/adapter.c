@@ -1,6 +1,7 @@
 /* adapter.c - LoRA adapters in llama.cpp's GGUF format (see adapter.h). */
 #include "train/adapter.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,6 +113,13 @@ loft_code adapter_load(lora_set *out, const char *path, const lora_dims *dims, c
         c = loft_fail(st, LOFT_ERR_FORMAT, "%s: adapter.lora.alpha is missing", path);
         goto done;
     }
+    /* alpha / rank scales every update: NaN or infinite values would
+     * silently poison the model. */
+    if (!isfinite(alpha) || fabs(alpha) > 1e6) {
+        c = loft_fail(st, LOFT_ERR_FORMAT,
+                      "%s: adapter.lora.alpha is %g (must be finite, |alpha| <= 1e6)", path, alpha);
+        goto done;
+    }
     /* First pass: which modules, and the rank. */
     uint32_t kinds = 0;
     int64_t rank = -1;
@@ -148,6 +156,8 @@ loft_code adapter_load(lora_set *out, const char *path, const lora_dims *dims, c
         c = loft_fail(st, LOFT_ERR_FORMAT, "%s: no LoRA tensor", path);
         goto done;
     }
+    /* llama.cpp reads alpha 0 as "no scaling" (scale 1): alpha = rank. */
+    if (alpha == 0.0) alpha = (double)rank;
     c = lora_set_init(out, dims, kinds, (int32_t)rank, (float)alpha, st);
     if (c != LOFT_OK) goto done;
     /* Second pass: every module of the set must have both tensors. */
@@ -250,7 +260,8 @@ loft_code lora_stack_attach(lora_stack *s, loft_model *m, loft_status *st)
 
 void lora_stack_free(lora_stack *s)
 {
-    for (size_t i = 0; i < s->n; i++) lora_set_free(&s->sets[i]);
+    for (size_t i = 0; i < s->n; i++)
+        lora_set_free(&s->sets[i]);
     free(s->sets);
     free(s->scales);
     free(s->u);

@@ -137,7 +137,7 @@ loft_code checkpoint_load(const char *dir, lora_set *s, adamw *o, train_state *t
         !gguf_get_uint(g, "train.n_examples", &nex) || !gguf_get_int(g, "adamw.t", &t) || !tm ||
         !tv || tm->type != LOFT_TYPE_F32 || tv->type != LOFT_TYPE_F32 ||
         tm->nbytes != o->n * sizeof(float) || tv->nbytes != o->n * sizeof(float) || step < 0 ||
-        epoch < 0 || pos < 0) {
+        epoch < 0 || epoch > INT32_MAX || pos < 0 || t < 0) {
         gguf_close(g);
         return loft_fail(
             st, LOFT_ERR_FORMAT,

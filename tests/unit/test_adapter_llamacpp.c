@@ -9,6 +9,7 @@
  * chose llama.cpp's runner-up, at most twice in the ten continuations. Also: loft's tokens for the
  * prompts equal llama.cpp's, and the adapter survives a save/load round trip byte for byte.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +117,18 @@ static void test_greedy_matches_llamacpp(void)
     CHECK(s2.n_params == s.n_params && s2.alpha == s.alpha &&
           !memcmp(s2.params, s.params, s.n_params * sizeof(float)));
     lora_set_free(&s2);
+    /* alpha: llama.cpp reads 0 as scale 1; NaN or infinite is refused */
+    const float alpha = s.alpha;
+    s.alpha = 0.0f;
+    CHECK(adapter_save(&s, "llama", tmp, &st) == LOFT_OK);
+    CHECK(adapter_load(&s2, tmp, &dims, "llama", &st) == LOFT_OK);
+    CHECKF(s2.alpha == (float)s.rank && s2.scale == 1.0f, "alpha %g scale %g", s2.alpha, s2.scale);
+    lora_set_free(&s2);
+    s.alpha = NAN;
+    CHECK(adapter_save(&s, "llama", tmp, &st) == LOFT_OK);
+    CHECK(adapter_load(&s2, tmp, &dims, "llama", &st) == LOFT_ERR_FORMAT);
+    CHECKF(strstr(st.msg, "adapter.lora.alpha") != NULL, "%s", st.msg);
+    s.alpha = alpha;
     unlink(tmp);
     /* a wrong architecture is refused */
     CHECK(adapter_load(&s2, test_data_path("golden/lora/smollm2-bio-r2.gguf"), &dims, "qwen2",
