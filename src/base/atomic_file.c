@@ -1,7 +1,9 @@
 /* atomic_file.c - temporary file, fsync, rename. */
 #include "base/atomic_file.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,6 +21,50 @@ static void release(atomic_file *af)
     af->tmp = NULL;
 }
 
+bool atomic_tmp_is_stale(const char *name, const char *prefix)
+{
+    const size_t np = strlen(prefix);
+    if (strncmp(name, prefix, np) != 0) return false;
+    const char *p = name + np;
+    long pid = 0;
+    if (*p < '0' || *p > '9') return false;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (pid > 100000000L) return false;
+        pid = pid * 10 + (*p - '0');
+    }
+    if (*p && strcmp(p, ".old") != 0) return false;
+    if (pid <= 1 || pid == (long)getpid()) return false;
+    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+/* Removes path's PATH.tmp.<pid> siblings whose writer is gone. Best effort:
+ * a directory that cannot be read is left alone. */
+static void sweep_stale_siblings(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[4096], prefix[512], victim[4096 + 512];
+    const char *base = slash ? slash + 1 : path;
+    if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if ((size_t)(slash - path) < sizeof dir)
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    else
+        return;
+    if (strlen(base) + 6 >= sizeof prefix) return;
+    snprintf(prefix, sizeof prefix, "%s.tmp.", base);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (atomic_tmp_is_stale(e->d_name, prefix)) {
+            snprintf(victim, sizeof victim, "%s/%s", dir, e->d_name);
+            unlink(victim);
+        }
+    closedir(d);
+}
+
 loft_code atomic_file_open(atomic_file *af, const char *path, loft_status *st)
 {
     memset(af, 0, sizeof *af);
@@ -32,6 +78,7 @@ loft_code atomic_file_open(atomic_file *af, const char *path, loft_status *st)
         return loft_fail(st, LOFT_ERR_NOMEM, "%s: out of memory", path);
     }
     memcpy(af->path, path, n + 1);
+    sweep_stale_siblings(path);
     snprintf(af->tmp, n + 40, "%s.tmp.%ld", path, (long)getpid());
     af->f = fopen(af->tmp, "wb");
     if (!af->f) {

@@ -36,6 +36,30 @@ static void remove_dir(const char *dir)
     rmdir(dir);
 }
 
+/* Removes the temporary checkpoint directories (.tmp-checkpoint_step_N.<pid>
+ * and their .old) of runs that were killed mid-save. */
+static void sweep_stale_tmp_dirs(const char *parent)
+{
+    DIR *d = opendir(parent);
+    if (!d) return;
+    const char *head = ".tmp-" CKPT_PREFIX;
+    const size_t hl = strlen(head);
+    struct dirent *e;
+    char prefix[256], p[4096 + 256];
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, head, hl) != 0) continue;
+        const char *q = e->d_name + hl;
+        while (*q >= '0' && *q <= '9')
+            q++;
+        if (*q != '.' || (size_t)(q + 1 - e->d_name) >= sizeof prefix) continue;
+        snprintf(prefix, sizeof prefix, "%.*s", (int)(q + 1 - e->d_name), e->d_name);
+        if (!atomic_tmp_is_stale(e->d_name, prefix)) continue;
+        snprintf(p, sizeof p, "%s/%s", parent, e->d_name);
+        remove_dir(p);
+    }
+    closedir(d);
+}
+
 static loft_code write_state(const char *path, const adamw *o, const train_state *ts,
                              const int32_t *order, size_t n_order, loft_status *st)
 {
@@ -74,6 +98,7 @@ loft_code checkpoint_save(const char *parent, const lora_set *s, const adamw *o,
     snprintf(tmp, sizeof tmp, "%s/.tmp-" CKPT_PREFIX "%08lld.%ld", parent, (long long)ts->step,
              (long)getpid());
     remove_dir(tmp);
+    sweep_stale_tmp_dirs(parent);
     if (mkdir(tmp, 0777) != 0)
         return loft_fail(st, LOFT_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
     snprintf(file, sizeof file, "%s/adapter.gguf", tmp);

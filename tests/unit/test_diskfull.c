@@ -29,7 +29,10 @@
 #include "model/model.h"
 #include "quant/quant.h"
 #include "test.h"
+#include "train/checkpoint.h"
 #include "train/dataset.h"
+#include "train/lora.h"
+#include "train/optim.h"
 #include "train/train.h"
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -488,6 +491,97 @@ static void test_program_sigterm_then_full_disk(void)
     unlink(data);
 }
 
+/* ---- what a killed run left behind ------------------------------------ */
+
+/* The id of a process that has exited and been reaped. */
+static long dead_pid(void)
+{
+    pid_t p = fork();
+    if (p == 0) _exit(0);
+    int ws;
+    if (p < 0 || waitpid(p, &ws, 0) != p) return -1;
+    return (long)p;
+}
+
+static void touch(const char *path)
+{
+    FILE *f = fopen(path, "wb");
+    CHECKF(f != NULL, "cannot create %s", path);
+    fputs("partial", f);
+    fclose(f);
+}
+
+static void test_stale_temporaries_removed(void)
+{
+    char dir[64], out[128], gone[192], live[192], other[192], odd[192];
+    snprintf(dir, sizeof dir, "/tmp/loft-stale-%d", (int)getpid());
+    rm_rf(dir);
+    CHECK(mkdir(dir, 0777) == 0);
+    const long dead = dead_pid();
+    CHECK(dead > 1);
+    snprintf(out, sizeof out, "%s/out.gguf", dir);
+    snprintf(gone, sizeof gone, "%s.tmp.%ld", out, dead);
+    snprintf(live, sizeof live, "%s.tmp.%ld", out, (long)getppid());
+    snprintf(other, sizeof other, "%s/other.gguf.tmp.%ld", dir, dead);
+    snprintf(odd, sizeof odd, "%s.tmp.%ldx", out, dead);
+    touch(gone);
+    touch(live);
+    touch(other);
+    touch(odd);
+    char name[96];
+    snprintf(name, sizeof name, "out.gguf.tmp.%ld", dead);
+    CHECK(atomic_tmp_is_stale(name, "out.gguf.tmp."));
+    snprintf(name, sizeof name, "out.gguf.tmp.%ld.old", dead);
+    CHECK(atomic_tmp_is_stale(name, "out.gguf.tmp."));
+    snprintf(name, sizeof name, "out.gguf.tmp.%ld", (long)getpid());
+    CHECK(!atomic_tmp_is_stale(name, "out.gguf.tmp."));
+    CHECK(!atomic_tmp_is_stale("out.gguf.tmp.", "out.gguf.tmp."));
+    CHECK(!atomic_tmp_is_stale("out.gguf", "out.gguf.tmp."));
+
+    atomic_file af;
+    loft_status st;
+    CHECK(atomic_file_open(&af, out, &st) == LOFT_OK);
+    fputs("whole", af.f);
+    CHECKF(atomic_file_commit(&af, &st) == LOFT_OK, "%s", st.msg);
+    struct stat sb;
+    CHECKF(stat(gone, &sb) != 0, "%s (its writer is gone) was kept", gone);
+    CHECKF(stat(live, &sb) == 0, "%s (its writer lives) was removed", live);
+    CHECKF(stat(other, &sb) == 0, "%s (another file's) was removed", other);
+    CHECKF(stat(odd, &sb) == 0, "%s (not a temporary's name) was removed", odd);
+    CHECK(file_is(out, (const unsigned char *)"whole", 5));
+
+    /* a checkpoint save removes the temporary directories of killed saves */
+    char ck[128], stale_dir[256], stale_old[256], live_dir[256], inner[320];
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    CHECK(mkdir(ck, 0777) == 0);
+    snprintf(stale_dir, sizeof stale_dir, "%s/.tmp-checkpoint_step_00000003.%ld", ck, dead);
+    snprintf(stale_old, sizeof stale_old, "%s.old", stale_dir);
+    snprintf(live_dir, sizeof live_dir, "%s/.tmp-checkpoint_step_00000003.%ld", ck,
+             (long)getppid());
+    const char *dirs[3] = {stale_dir, stale_old, live_dir};
+    for (int i = 0; i < 3; i++) {
+        CHECK(mkdir(dirs[i], 0777) == 0);
+        snprintf(inner, sizeof inner, "%s/adapter.gguf", dirs[i]);
+        touch(inner);
+    }
+    lora_dims dims = {.n_layer = 1};
+    dims.n_in[LORA_ATTN_Q] = 8;
+    dims.n_out[LORA_ATTN_Q] = 8;
+    lora_set ls;
+    adamw opt;
+    CHECK(lora_set_init(&ls, &dims, 1u << LORA_ATTN_Q, 2, 4.0f, &st) == LOFT_OK);
+    CHECK(adamw_init(&opt, ls.n_params, 0.9f, 0.999f, 1e-8f, 0.0f, &st) == LOFT_OK);
+    const train_state ts = {.step = 4, .epoch = 0, .pos = 1, .seed = 1, .n_examples = 1};
+    const int32_t order[1] = {0};
+    CHECKF(checkpoint_save(ck, &ls, &opt, &ts, order, 1, "llama", &st) == LOFT_OK, "%s", st.msg);
+    CHECKF(stat(stale_dir, &sb) != 0 && stat(stale_old, &sb) != 0,
+           "a killed save's temporary directory was kept");
+    CHECKF(stat(live_dir, &sb) == 0, "a live save's temporary directory was removed");
+    adamw_free(&opt);
+    lora_set_free(&ls);
+    rm_rf(dir);
+}
+
 int main(int argc, char **argv)
 {
     static const test_case cases[] = {
@@ -495,6 +589,7 @@ int main(int argc, char **argv)
         {"gguf_write_limit", test_gguf_write_limit},
         {"checkpoint_limit_resume", test_checkpoint_limit_resume},
         {"program_sigterm_then_full_disk", test_program_sigterm_then_full_disk},
+        {"stale_temporaries_removed", test_stale_temporaries_removed},
     };
     return test_main(argc, argv, cases, TEST_COUNT(cases));
 }
