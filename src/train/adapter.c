@@ -92,6 +92,7 @@ loft_code adapter_load(lora_set *out, const char *path, const lora_dims *dims, c
 {
     memset(out, 0, sizeof *out);
     gguf_file *g = NULL;
+    uint8_t *present = NULL; /* per (layer, kind), as lora_set's index */
     loft_code c = gguf_open(&g, path, st);
     if (c != LOFT_OK) return c;
     gguf_str s;
@@ -120,9 +121,16 @@ loft_code adapter_load(lora_set *out, const char *path, const lora_dims *dims, c
                       "%s: adapter.lora.alpha is %g (must be finite, |alpha| <= 1e6)", path, alpha);
         goto done;
     }
-    /* First pass: which modules, and the rank. */
+    /* First pass: which modules, and the rank. Layers may be skipped (PEFT's
+     * layers_to_transform); a module present needs both of its tensors. */
     uint32_t kinds = 0;
     int64_t rank = -1;
+    const size_t n_index = ((size_t)dims->n_layer + 1) * LORA_KIND_COUNT;
+    present = calloc(n_index, 1);
+    if (!present) {
+        c = loft_fail(st, LOFT_ERR_NOMEM, "%s: out of memory", path);
+        goto done;
+    }
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         const gguf_tensor_info *ti = &g->tensors[i];
         int32_t layer;
@@ -151,6 +159,7 @@ loft_code adapter_load(lora_set *out, const char *path, const lora_dims *dims, c
         }
         rank = r;
         kinds |= 1u << kind;
+        present[(size_t)(layer + 1) * LORA_KIND_COUNT + (size_t)kind] = 1;
     }
     if (rank < 0) {
         c = loft_fail(st, LOFT_ERR_FORMAT, "%s: no LoRA tensor", path);
@@ -158,7 +167,7 @@ loft_code adapter_load(lora_set *out, const char *path, const lora_dims *dims, c
     }
     /* llama.cpp reads alpha 0 as "no scaling" (scale 1): alpha = rank. */
     if (alpha == 0.0) alpha = (double)rank;
-    c = lora_set_init(out, dims, kinds, (int32_t)rank, (float)alpha, st);
+    c = lora_set_init_some(out, dims, kinds, present, (int32_t)rank, (float)alpha, st);
     if (c != LOFT_OK) goto done;
     /* Second pass: every module of the set must have both tensors. */
     char stem[96], name[128];
@@ -177,6 +186,7 @@ loft_code adapter_load(lora_set *out, const char *path, const lora_dims *dims, c
         }
     }
 done:
+    free(present);
     gguf_close(g);
     return c;
 }

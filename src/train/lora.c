@@ -55,6 +55,12 @@ loft_code lora_parse_modules(const char *list, uint32_t *mask, loft_status *st)
 loft_code lora_set_init(lora_set *s, const lora_dims *dims, uint32_t kinds, int32_t rank,
                         float alpha, loft_status *st)
 {
+    return lora_set_init_some(s, dims, kinds, NULL, rank, alpha, st);
+}
+
+loft_code lora_set_init_some(lora_set *s, const lora_dims *dims, uint32_t kinds,
+                             const uint8_t *present, int32_t rank, float alpha, loft_status *st)
+{
     memset(s, 0, sizeof *s);
     if (rank < 1) return loft_fail(st, LOFT_ERR_ARG, "LoRA rank %d is below 1", rank);
     if (!kinds) return loft_fail(st, LOFT_ERR_ARG, "no LoRA module selected");
@@ -77,6 +83,7 @@ loft_code lora_set_init(lora_set *s, const lora_dims *dims, uint32_t kinds, int3
     for (int32_t il = -1; il < dims->n_layer; il++)
         for (int k = 0; k < LORA_KIND_COUNT; k++) {
             if (!(kinds & (1u << k)) || ((k == LORA_OUTPUT) != (il < 0))) continue;
+            if (present && !present[(size_t)(il + 1) * LORA_KIND_COUNT + (size_t)k]) continue;
             lora_module *m = &s->mods[s->n_mods];
             m->layer = il;
             m->kind = (lora_kind)k;

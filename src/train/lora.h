@@ -75,6 +75,13 @@ typedef struct lora_set {
  * as layer -1) with A and B zeroed. rank >= 1. */
 loft_code lora_set_init(lora_set *s, const lora_dims *dims, uint32_t kinds, int32_t rank,
                         float alpha, loft_status *st);
+
+/* As lora_set_init, but only the (layer, kind) pairs with
+ * present[(layer + 1) * LORA_KIND_COUNT + kind] != 0 get a module (an
+ * adapter trained on some layers only, as PEFT's layers_to_transform
+ * makes); present == NULL means all of them. */
+loft_code lora_set_init_some(lora_set *s, const lora_dims *dims, uint32_t kinds,
+                             const uint8_t *present, int32_t rank, float alpha, loft_status *st);
 void lora_set_free(lora_set *s);
 
 /* PEFT's initialisation from a seed: A uniform in +-1/sqrt(n_in) (drawn

@@ -129,6 +129,31 @@ static void test_greedy_matches_llamacpp(void)
     CHECK(adapter_load(&s2, tmp, &dims, "llama", &st) == LOFT_ERR_FORMAT);
     CHECKF(strstr(st.msg, "adapter.lora.alpha") != NULL, "%s", st.msg);
     s.alpha = alpha;
+    /* an adapter that skips a layer (PEFT's layers_to_transform) loads with
+     * that layer's modules absent and the others intact */
+    uint8_t present[64 * LORA_KIND_COUNT];
+    CHECK((size_t)(dims.n_layer + 1) * LORA_KIND_COUNT <= sizeof present);
+    memset(present, 1, sizeof present);
+    for (int k = 0; k < LORA_KIND_COUNT; k++)
+        present[(size_t)(3 + 1) * LORA_KIND_COUNT + (size_t)k] = 0;
+    lora_set sp;
+    CHECK(lora_set_init_some(&sp, &dims, s.kinds, present, s.rank, s.alpha, &st) == LOFT_OK);
+    CHECK(sp.n_mods > 0 && sp.n_mods < s.n_mods);
+    for (size_t i = 0; i < sp.n_mods; i++) {
+        lora_module *d = &sp.mods[i];
+        const lora_module *o = lora_set_find(&s, d->layer, d->kind);
+        CHECK(o != NULL);
+        memcpy(d->A, o->A, (size_t)d->n_in * (size_t)s.rank * sizeof(float));
+        memcpy(d->B, o->B, (size_t)d->n_out * (size_t)s.rank * sizeof(float));
+    }
+    CHECK(adapter_save(&sp, "llama", tmp, &st) == LOFT_OK);
+    CHECKF(adapter_load(&s2, tmp, &dims, "llama", &st) == LOFT_OK, "%s", st.msg);
+    CHECK(s2.n_mods == sp.n_mods && s2.n_params == sp.n_params &&
+          !memcmp(s2.params, sp.params, sp.n_params * sizeof(float)));
+    const lora_kind k0 = s.mods[0].kind;
+    CHECK(lora_set_find(&s2, 3, k0) == NULL && lora_set_find(&s2, 2, k0) != NULL);
+    lora_set_free(&s2);
+    lora_set_free(&sp);
     unlink(tmp);
     /* a wrong architecture is refused */
     CHECK(adapter_load(&s2, test_data_path("golden/lora/smollm2-bio-r2.gguf"), &dims, "qwen2",
