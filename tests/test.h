@@ -31,6 +31,11 @@ const char *test_data_path(const char *rel);
 /* Path of the built loft program: $LOFT_BIN, default "build/loft". */
 const char *test_loft_bin(void);
 
+/* The whole file at path in a malloc'd buffer with a NUL after its last
+ * byte (so text can be read as a string); *len (when len is not NULL)
+ * receives the size. NULL when the file cannot be read. */
+void *test_read_file(const char *path, size_t *len);
+
 /* Runs cmd through /bin/sh and stores its stdout in *out (malloc'd, NUL-
  * terminated; the caller frees). Returns the exit status, 128+N when the
  * command died of signal N, or -1 when it could not be run. Redirect

@@ -22,24 +22,6 @@
 #include "train/adapter.h"
 #include "train/trainer.h"
 
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) b[n] = '\0';
-    *len = (size_t)n;
-    return b;
-}
-
 static int32_t argmax(const float *x, int32_t n)
 {
     int32_t best = 0;
@@ -84,7 +66,7 @@ static bool greedy(trainer *tr, const json_value *toks, int32_t n_new, int32_t n
 static void test_greedy_matches_llamacpp(void)
 {
     size_t len;
-    char *text = read_all(test_data_path("golden/lora/llamacpp-greedy.json"), &len);
+    char *text = test_read_file(test_data_path("golden/lora/llamacpp-greedy.json"), &len);
     CHECK(text);
     json_doc *doc = NULL;
     loft_status st;
@@ -228,7 +210,7 @@ static void test_greedy_matches_llamacpp(void)
 static void test_loft_run_lora(void)
 {
     size_t len;
-    char *text = read_all(test_data_path("golden/lora/llamacpp-greedy.json"), &len);
+    char *text = test_read_file(test_data_path("golden/lora/llamacpp-greedy.json"), &len);
     CHECK(text);
     json_doc *doc = NULL;
     loft_status st;

@@ -37,28 +37,10 @@
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static unsigned char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) b[n] = 0; /* also read as text (the program's stderr) */
-    *len = b ? (size_t)n : 0;
-    return b;
-}
-
 static bool same_file(const char *a, const char *b)
 {
     size_t la, lb;
-    unsigned char *x = read_file(a, &la), *y = read_file(b, &lb);
+    unsigned char *x = test_read_file(a, &la), *y = test_read_file(b, &lb);
     bool same = x && y && la == lb && !memcmp(x, y, la);
     free(x);
     free(y);
@@ -68,7 +50,7 @@ static bool same_file(const char *a, const char *b)
 static bool file_is(const char *path, const unsigned char *want, size_t n)
 {
     size_t len;
-    unsigned char *b = read_file(path, &len);
+    unsigned char *b = test_read_file(path, &len);
     bool same = b && len == n && !memcmp(b, want, n);
     free(b);
     return same;
@@ -320,9 +302,9 @@ static void test_checkpoint_limit_resume(void)
     char path[300];
     snprintf(path, sizeof path, "%s/adapter.gguf", ck2);
     size_t n_adapter = 0, n_state = 0;
-    unsigned char *adapter = read_file(path, &n_adapter);
+    unsigned char *adapter = test_read_file(path, &n_adapter);
     snprintf(path, sizeof path, "%s/state.gguf", ck2);
-    unsigned char *state = read_file(path, &n_state);
+    unsigned char *state = test_read_file(path, &n_state);
     CHECK(adapter && state && n_adapter > 1024 && n_state > 1024);
 
     /* Resume under a limit below either file's size: step 3 trains, its
@@ -454,7 +436,7 @@ static void test_program_sigterm_then_full_disk(void)
     CHECK(train_find_checkpoint(dir, &newest, &st) == LOFT_OK && newest);
     snprintf(path, sizeof path, "%s/adapter.gguf", newest);
     size_t n_adapter = 0;
-    unsigned char *adapter = read_file(path, &n_adapter);
+    unsigned char *adapter = test_read_file(path, &n_adapter);
     CHECK(adapter && n_adapter > 4096);
 
     /* --auto-resume where no file may grow past half the adapter: exit 1,
@@ -462,7 +444,7 @@ static void test_program_sigterm_then_full_disk(void)
     pid = spawn(data, dir, out, log, true, (rlim_t)(n_adapter / 2));
     rc = wait_exit(pid);
     size_t n_log = 0;
-    char *text = (char *)read_file(log, &n_log);
+    char *text = (char *)test_read_file(log, &n_log);
     int err_lines = 0;
     for (char *p = text; p && (p = strstr(p, strerror(EFBIG))); p++)
         err_lines++;
@@ -480,7 +462,7 @@ static void test_program_sigterm_then_full_disk(void)
     /* without the limit it resumes from there and finishes */
     pid = spawn(data, dir, out, log, true, 0);
     rc = wait_exit(pid);
-    text = (char *)read_file(log, &n_log);
+    text = (char *)test_read_file(log, &n_log);
     bool resumed = text && strstr(text, "resumed from step");
     free(text);
     CHECKF(rc == 0 && resumed && exists(out), "resume after the failed save: status %d", rc);

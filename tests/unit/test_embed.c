@@ -22,24 +22,6 @@
 
 #define N_SENT 200
 
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) buf[n] = '\0';
-    *len = buf ? (size_t)n : 0;
-    return buf;
-}
-
 /* Splits buf in place at '\n' into at most max lines; returns the count. */
 static int split_lines(char *buf, size_t len, char **lines, size_t *lens, int max)
 {
@@ -71,8 +53,8 @@ static bert_model *load_minilm(void)
 static void test_tokens_match_hf(void)
 {
     size_t slen = 0, tlen = 0;
-    char *sent = read_all(test_data_path("golden/embed/sentences.txt"), &slen);
-    char *toks = read_all(test_data_path("golden/embed/tokens.txt"), &tlen);
+    char *sent = test_read_file(test_data_path("golden/embed/sentences.txt"), &slen);
+    char *toks = test_read_file(test_data_path("golden/embed/tokens.txt"), &tlen);
     bert_model *m = load_minilm();
     int ok = sent && toks && m;
     char *lines[N_SENT + 1], *tl[N_SENT + 1];
@@ -124,8 +106,8 @@ static void test_tokens_match_hf(void)
 static void test_embeddings_match_st(void)
 {
     size_t slen = 0, blen = 0;
-    char *sent = read_all(test_data_path("golden/embed/sentences.txt"), &slen);
-    char *bin = read_all(test_data_path("golden/embed/embeddings.bin"), &blen);
+    char *sent = test_read_file(test_data_path("golden/embed/sentences.txt"), &slen);
+    char *bin = test_read_file(test_data_path("golden/embed/embeddings.bin"), &blen);
     bert_model *m = load_minilm();
     CHECK(sent && bin && m);
     uint32_t n_ref = 0, dim = 0;

@@ -38,31 +38,6 @@ static const char *tmp_path(const char *name)
     return buf;
 }
 
-/* Reads a whole file into a malloc'd buffer; NULL on failure. */
-static unsigned char *read_all(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0;
-    unsigned char *buf = malloc(cap);
-    while (buf) {
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (n < cap) break;
-        unsigned char *p = realloc(buf, cap * 2);
-        if (!p) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = p;
-        cap *= 2;
-    }
-    fclose(f);
-    *size = n;
-    return buf;
-}
-
 /* Byte i of test tensor k: the same formula as tests/py/check_gguf_file.py. */
 static void fill_pattern(uint8_t *p, size_t n, int k)
 {
@@ -277,7 +252,7 @@ static void test_copy_through_reader_is_identical(void)
     gguf_close(g);
     CHECKF(rc == LOFT_OK, "%s", st.msg);
     size_t na, nb;
-    unsigned char *fa = read_all(a_path, &na), *fb = read_all(tmp_path("copy-b.gguf"), &nb);
+    unsigned char *fa = test_read_file(a_path, &na), *fb = test_read_file(tmp_path("copy-b.gguf"), &nb);
     bool same = fa && fb && na == nb && memcmp(fa, fb, na) == 0;
     free(fa);
     free(fb);
@@ -423,7 +398,7 @@ static void test_writer_full_disk_keeps_old_file(void)
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     CHECK(access(tmp, F_OK) != 0);
     size_t n;
-    unsigned char *bytes = read_all(path, &n);
+    unsigned char *bytes = test_read_file(path, &n);
     bool intact = bytes && n == strlen("old contents") && memcmp(bytes, "old contents", n) == 0;
     free(bytes);
     CHECK(intact);
@@ -489,7 +464,7 @@ static int split_tabs(char *line, char **f, int max)
 static void test_models_match_python_reader(void)
 {
     size_t size;
-    char *text = (char *)read_all(test_data_path("golden/gguf-models.tsv"), &size);
+    char *text = (char *)test_read_file(test_data_path("golden/gguf-models.tsv"), &size);
     CHECKF(text, "cannot read %s", test_data_path("golden/gguf-models.tsv"));
     char *buf = realloc(text, size + 1);
     CHECK(buf);
@@ -603,7 +578,7 @@ static void test_models_hyperparameters(void)
 static void test_corrupt_files_are_refused(void)
 {
     size_t size;
-    char *text = (char *)read_all(test_data_path("corrupt/EXPECTED.tsv"), &size);
+    char *text = (char *)test_read_file(test_data_path("corrupt/EXPECTED.tsv"), &size);
     CHECKF(text, "cannot read %s", test_data_path("corrupt/EXPECTED.tsv"));
     char *buf = realloc(text, size + 1);
     CHECK(buf);
@@ -662,7 +637,7 @@ static void test_corrupt_files_are_refused(void)
 static void test_every_prefix_is_refused(void)
 {
     size_t size;
-    unsigned char *bytes = read_all(test_data_path("fuzz/seed-gguf/every-type.gguf"), &size);
+    unsigned char *bytes = test_read_file(test_data_path("fuzz/seed-gguf/every-type.gguf"), &size);
     CHECK(bytes && size > 100);
     loft_status st;
     gguf_file *g = NULL;

@@ -28,29 +28,11 @@ typedef struct fixture {
     double curve[20];
 } fixture;
 
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) b[n] = '\0';
-    *len = (size_t)n;
-    return b;
-}
-
 static bool fixture_load(fixture *fx)
 {
     memset(fx, 0, sizeof *fx);
     size_t len;
-    char *text = read_all(test_data_path("golden/lora/fixture.json"), &len);
+    char *text = test_read_file(test_data_path("golden/lora/fixture.json"), &len);
     if (!text) return false;
     loft_status st;
     bool ok = json_parse(&fx->doc, text, len, "fixture.json", &st) == LOFT_OK;

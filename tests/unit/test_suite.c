@@ -65,23 +65,6 @@ static void tiny_opts(suite_opts *o, const char *out, const char *data)
     o->stop = &stop_flag;
 }
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    if (buf) buf[n] = 0;
-    fclose(f);
-    return buf;
-}
-
 static void rm_tree(const char *dir)
 {
     char cmd[600];
@@ -127,7 +110,7 @@ static bool take(snap *s, const char *dir, const char *rel)
     struct stat sb;
     if (stat(s->path, &sb) != 0) return false;
     s->mtime = sb.st_mtim;
-    s->bytes = slurp(s->path);
+    s->bytes = test_read_file(s->path, NULL);
     return s->bytes != NULL;
 }
 
@@ -135,7 +118,7 @@ static bool unchanged(const snap *s)
 {
     struct stat sb;
     if (stat(s->path, &sb) != 0) return false;
-    char *now = slurp(s->path);
+    char *now = test_read_file(s->path, NULL);
     bool same = now && !strcmp(now, s->bytes) && sb.st_mtim.tv_sec == s->mtime.tv_sec &&
                 sb.st_mtim.tv_nsec == s->mtime.tv_nsec;
     free(now);
@@ -234,9 +217,9 @@ static void test_report_matches_results(void)
     CHECK(dir);
     char p[600];
     snprintf(p, sizeof p, "%s/results.json", dir);
-    char *js = slurp(p);
+    char *js = test_read_file(p, NULL);
     snprintf(p, sizeof p, "%s/report.md", dir);
-    char *md = slurp(p);
+    char *md = test_read_file(p, NULL);
     CHECK(js && md);
     json_doc *doc = NULL;
     loft_status st;
@@ -331,7 +314,7 @@ static void test_report_matches_results(void)
     CHECK(md_row(md, "optimizer steps", got, sizeof got) && !strcmp(got, want_steps));
     /* The HTML page carries the same table cells and its charts. */
     snprintf(p, sizeof p, "%s/report.html", dir);
-    char *html = slurp(p);
+    char *html = test_read_file(p, NULL);
     CHECK(html);
     CHECK(strstr(html, "<polyline") && strstr(html, "<svg"));
     CHECK(strstr(html, "Validation accuracy"));
@@ -350,7 +333,7 @@ static void test_report_merges_two_suites(void)
     char a[600], b[600];
     snprintf(a, sizeof a, "%s/results.json", dir);
     snprintf(b, sizeof b, "%s/results-b.json", dir);
-    char *text = slurp(a);
+    char *text = test_read_file(a, NULL);
     CHECK(text);
     FILE *f = fopen(b, "wb");
     CHECK(f);
@@ -399,7 +382,7 @@ static void test_no_data_and_settings(void)
     CHECK(!sum.stopped && sum.n_items == 6); /* 3 prepare + 3 inference */
     char p[600];
     snprintf(p, sizeof p, "%s/report.md", dir);
-    char *md = slurp(p);
+    char *md = test_read_file(p, NULL);
     CHECK(md);
     CHECK(
         strstr(md, "Skipped: finetune (no training data: /nonexistent/loft-data is not a folder)"));
@@ -407,7 +390,7 @@ static void test_no_data_and_settings(void)
     CHECK(strstr(md, "| Peak t/s |"));
     free(md);
     snprintf(p, sizeof p, "%s/results.json", dir);
-    char *js = slurp(p);
+    char *js = test_read_file(p, NULL);
     CHECK(js && strstr(js, "\"skipped\": {\"finetune\": \"no training data"));
     free(js);
     /* The same folder with other settings is refused, naming the file. */

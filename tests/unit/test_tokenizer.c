@@ -21,37 +21,6 @@ typedef struct bytes {
     size_t n;
 } bytes;
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        return NULL;
-    }
-    char *buf = NULL;
-    size_t cap = 0, n = 0;
-    for (;;) {
-        if (n + 4096 + 1 > cap) {
-            cap = cap ? cap * 2 : 65536;
-            char *p = realloc(buf, cap);
-            if (!p) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = p;
-        }
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0) {
-            break;
-        }
-    }
-    fclose(f);
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 static int hexval(char c)
 {
     return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c - 'A' + 10;
@@ -175,9 +144,9 @@ static void check_fixture(const char *label, const char *rel, loft_vocab *v)
     const char *model = label;
     loft_status st;
     CHECKF(v != NULL, "%s: no vocabulary", label);
-    char *corpus = read_file(test_data_path("golden/tokenizer/corpus.txt"), &clen);
+    char *corpus = test_read_file(test_data_path("golden/tokenizer/corpus.txt"), &clen);
     CHECKF(corpus != NULL, "cannot read the corpus");
-    char *ref = read_file(test_data_path(rel), &rlen);
+    char *ref = test_read_file(test_data_path(rel), &rlen);
     CHECKF(ref != NULL, "cannot read %s", rel);
     char **cl, **rl;
     size_t n_corpus = split_lines(corpus, clen, &cl);
@@ -309,8 +278,8 @@ static void test_pre_variants(void)
 {
     static const char *pres[] = {"gpt-2", "llama3", "qwen2", "default"};
     size_t clen, rlen;
-    char *corpus = read_file(test_data_path("golden/tokenizer/corpus.txt"), &clen);
-    char *ref = read_file(test_data_path("golden/tokenizer/pre-variants.tsv"), &rlen);
+    char *corpus = test_read_file(test_data_path("golden/tokenizer/corpus.txt"), &clen);
+    char *ref = test_read_file(test_data_path("golden/tokenizer/pre-variants.tsv"), &rlen);
     CHECK(corpus && ref);
     char **cl, **rl;
     size_t n = split_lines(corpus, clen, &cl);
