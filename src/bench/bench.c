@@ -8,7 +8,7 @@
 
 #include "base/sha256.h"
 #include "base/status.h"
-#include "bench/quantize_model.h"
+#include "quant/quantize_model.h"
 #include "bench/sysinfo.h"
 #include "infer/kv.h"
 #include "quant/quant.h"

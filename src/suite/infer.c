@@ -10,7 +10,7 @@
 
 #include "bench/bench.h"
 #include "bench/memfit.h"
-#include "bench/quantize_model.h"
+#include "quant/quantize_model.h"
 #include "suite/gen.h"
 #include "suite/suite_impl.h"
 

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bench/quantize_model.h"
+#include "quant/quantize_model.h"
 #include "model/model.h"
 #include "test.h"
 #include "train/train.h"

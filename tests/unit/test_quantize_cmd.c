@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "bench/quantize_model.h"
+#include "quant/quantize_model.h"
 #include "gguf/gguf.h"
 #include "quant/quant.h"
 #include "test.h"

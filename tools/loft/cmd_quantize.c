@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench/quantize_model.h"
+#include "quant/quantize_model.h"
 #include "commands.h"
 
 static void usage(FILE *out)

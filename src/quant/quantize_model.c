@@ -1,4 +1,4 @@
-#include "bench/quantize_model.h"
+#include "quant/quantize_model.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
