@@ -54,9 +54,9 @@ static size_t step_count(const train_dataset *d, const int32_t *order, size_t po
     return k;
 }
 
-/* The dropout seed of micro-batch `micro` of optimizer step `step` (0-based):
- * distinct odd multipliers keep (step, micro) pairs apart before
- * lora_dropout_init mixes the result. */
+/* The dropout seed of micro-batch `micro` of optimizer step `step` (0-based),
+ * a function of the run's seed and those two only (so a resumed run redraws
+ * the same masks); lora_dropout_init mixes it further. */
 static uint64_t dropout_seed(uint64_t seed, int64_t step, size_t micro)
 {
     return seed ^ (0xd1b54a32d192ed03ull * (uint64_t)(step + 1)) ^

@@ -382,8 +382,8 @@ static void test_range(void)
     model_free(m);
     dataset_free(&d);
     /* The program: exit 2 and a one-line reason, before loading anything. */
-    const char *vals[3] = {"1", "-0.5", "x"};
-    for (int i = 0; i < 3; i++) {
+    const char *vals[4] = {"1", "-0.5", "x", "0.99999999"};
+    for (int i = 0; i < 4; i++) {
         char cmd[512];
         char *out = NULL;
         snprintf(cmd, sizeof cmd,

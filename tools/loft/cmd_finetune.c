@@ -275,7 +275,9 @@ int cmd_finetune(int argc, char **argv)
 #undef DBL_OPT
     }
     if (!model_path || !data_path) return bad("needs -m MODEL.gguf and -f TRAIN.jsonl", NULL);
-    if (!(dropout >= 0.0 && dropout < 1.0)) return bad("--lora-dropout must be in [0, 1)", NULL);
+    /* checked as the float the trainer gets: 0.99999999 rounds to 1 */
+    if (!(dropout >= 0.0 && (float)dropout < 1.0f))
+        return bad("--lora-dropout must be in [0, 1)", NULL);
     o.lora_dropout = (float)dropout;
     o.checkpoint_activations = ckpt_act;
     if (val_split < 0.0 || val_split >= 1.0) return bad("--val-split must be in [0, 1)", NULL);
