@@ -54,6 +54,15 @@ static size_t step_count(const train_dataset *d, const int32_t *order, size_t po
     return k;
 }
 
+/* The dropout seed of micro-batch `micro` of optimizer step `step` (0-based),
+ * a function of the run's seed and those two only (so a resumed run redraws
+ * the same masks); lora_dropout_init mixes it further. */
+static uint64_t dropout_seed(uint64_t seed, int64_t step, size_t micro)
+{
+    return seed ^ (0xd1b54a32d192ed03ull * (uint64_t)(step + 1)) ^
+           (0x8cb92ba72f3d8dd7ull * (uint64_t)(micro + 1));
+}
+
 loft_code train_eval_loss(loft_model *m, lora_set *s, const train_dataset *d, int n_threads,
                           int32_t n_ctx, double *loss, loft_status *st)
 {
@@ -178,6 +187,9 @@ loft_code train_run(loft_model *m, const train_dataset *train, const train_datas
     memset(res, 0, sizeof *res);
     res->last_val_loss = NAN;
     if (train->n == 0) return loft_fail(st, LOFT_ERR_ARG, "no training examples");
+    if (!(o->lora_dropout >= 0.0f && o->lora_dropout < 1.0f))
+        return loft_fail(st, LOFT_ERR_ARG, "LoRA dropout %g is outside [0, 1)",
+                         (double)o->lora_dropout);
     if (o->n_epochs < 1 || o->n_batch < 1 || o->n_ctx < 2)
         return loft_fail(st, LOFT_ERR_ARG, "epochs %d, batch %d, context %d out of range",
                          o->n_epochs, o->n_batch, o->n_ctx);
@@ -247,8 +259,10 @@ loft_code train_run(loft_model *m, const train_dataset *train, const train_datas
         res->resumed_step = ts.step;
     }
 
-    trainer_config cfg = {
-        .max_tokens = o->n_ctx, .n_threads = o->n_threads, .exact_matmul = o->exact_matmul};
+    trainer_config cfg = {.max_tokens = o->n_ctx,
+                          .n_threads = o->n_threads,
+                          .exact_matmul = o->exact_matmul,
+                          .checkpoint_activations = o->checkpoint_activations};
     c = trainer_init(&R.tr, m, &R.lora, &cfg, st);
     if (c != LOFT_OK) goto done;
     if (o->ckpt_dir) {
@@ -280,6 +294,9 @@ loft_code train_run(loft_model *m, const train_dataset *train, const train_datas
                 const train_example *ex = &train->ex[R.order[pos + i]];
                 double l;
                 int32_t n;
+                c = trainer_set_dropout(R.tr, o->lora_dropout, dropout_seed(o->seed, ts.step, i),
+                                        st);
+                if (c != LOFT_OK) goto done;
                 c = trainer_sequence(R.tr, ex->tokens, ex->mask, ex->n, true,
                                      (float)(1.0 / (double)targets), &l, &n, st);
                 if (c != LOFT_OK) goto done;

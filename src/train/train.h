@@ -10,6 +10,11 @@
  * accumulated, and the loss is the mean over every target token of the
  * step. The result does not depend on the thread count.
  *
+ * LoRA dropout draws its masks from a hash of (seed, optimizer step,
+ * micro-batch of the step, ...), not from a stateful generator, so a
+ * resumed run draws the masks the uninterrupted one did and the checkpoint
+ * holds nothing for it.
+ *
  * Checkpoints: every save_every steps (and on a stop request) a directory
  * <ckpt_dir>/checkpoint_step_NNNNNNNN/ with adapter.gguf and state.gguf
  * (AdamW moments, step, epoch, seed, the epoch's example order), written as
@@ -62,8 +67,12 @@ typedef struct train_opts {
     double grad_clip;
     bool shuffle;
     bool exact_matmul;
-    int64_t save_every;   /* 0 = only at the end / on stop */
-    const char *ckpt_dir; /* NULL: no checkpoints or log */
+    /* LoRA dropout rate in [0, 1) on training sequences (never validation);
+     * masks from (seed, step, micro-batch, layer, module, token, column) */
+    float lora_dropout;
+    bool checkpoint_activations; /* recompute block activations in the backward */
+    int64_t save_every;          /* 0 = only at the end / on stop */
+    const char *ckpt_dir;        /* NULL: no checkpoints or log */
     const char *output_adapter;
     const char *resume_from;     /* a checkpoint directory, or NULL */
     bool auto_resume;            /* newest complete checkpoint in ckpt_dir */

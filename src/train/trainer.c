@@ -24,6 +24,7 @@
 #include "train/attn_mm.h"
 #include "train/fgemm.h"
 #include "train/lora_mm.h"
+#include "train/trainer_mem.h"
 
 /* Saved activations of one block for a sequence of up to max_tokens. */
 typedef struct layer_acts {
@@ -40,7 +41,8 @@ struct trainer {
     const loft_kernels *kt;
     int64_t C, F, qd, kd, vd, V;
     float *arena; /* all saved activations */
-    layer_acts *acts;
+    size_t arena_floats;
+    layer_acts *acts; /* under checkpointing, all but x_in shared by every block */
     /* final stage */
     float *x_fin, *inv_f, *xn_f, *xn_sel, *logits, *u_out;
     int32_t *sel;     /* rows with a target */
@@ -57,6 +59,11 @@ struct trainer {
     void *xq;           /* kernels_matmul activation scratch */
     size_t xq_bytes;
     int64_t max_in;
+    /* LoRA dropout: armed by trainer_set_dropout for one call, active
+     * during it */
+    float drop_p;
+    uint64_t drop_seed;
+    bool drop_armed, drop_active;
 };
 
 void trainer_lora_dims(const loft_model *m, lora_dims *d)
@@ -77,6 +84,14 @@ void trainer_lora_dims(const loft_model *m, lora_dims *d)
 
 /* ---- frozen products --------------------------------------------------- */
 
+/* The dropout of module lm in the current call, in *buf, or NULL. */
+static const lora_dropout *drop_of(const trainer *tr, const lora_module *lm, lora_dropout *buf)
+{
+    if (!tr->drop_active || !lm) return NULL;
+    lora_dropout_init(buf, tr->drop_p, tr->drop_seed, lm->layer, lm->kind);
+    return buf;
+}
+
 /* y: (T, n_out) = x W^T, then + lora when the module is adapted (u saved).
  * Exact mode (and F32 weights) runs the F32 GEMM over dequantized tiles of
  * W; otherwise the inference kernels with 8-bit activations. */
@@ -91,8 +106,10 @@ static void proj_forward(trainer *tr, float *y, const float *x, const model_weig
         /* The type and the scratch were checked at trainer_init. */
         (void)kernels_matmul(tr->kt, tr->pool, y, x, T, &kw, tr->xq, tr->xq_bytes, &st);
     }
+    lora_dropout d;
     if (lm)
-        lora_mm_forward(tr->pool, y, u, x, lm, tr->lora->rank, tr->lora->scale, T, tr->lora_scr);
+        lora_mm_forward(tr->pool, y, u, x, lm, tr->lora->rank, tr->lora->scale, T,
+                        drop_of(tr, lm, &d), tr->lora_scr);
 }
 
 /* Frozen products of several weights that share the input x (q, k, v;
@@ -161,10 +178,11 @@ static void proj_forward_multi(trainer *tr, int n, const model_weight *const *ws
                   .tmp = tr->fwd_tmp,
                   .tmp_per = tr->fwd_tmp_per};
     threadpool_run(tr->pool, fwdq_worker, &j);
+    lora_dropout d;
     for (int i = 0; i < n; i++)
         if (lms[i])
             lora_mm_forward(tr->pool, ys[i], us[i], x, lms[i], tr->lora->rank, tr->lora->scale, T,
-                            tr->lora_scr);
+                            drop_of(tr, lms[i], &d), tr->lora_scr);
 }
 
 /* The LoRA path of a projection's backward: A/B grads accumulated and, when
@@ -172,9 +190,10 @@ static void proj_forward_multi(trainer *tr, int n, const model_weight *const *ws
 static void lora_bwd(trainer *tr, float *dx, const float *dy, const float *x, int64_t T,
                      const lora_module *lm, const float *u)
 {
+    lora_dropout d;
     if (lm)
         lora_mm_backward(tr->pool, dx, dy, x, u, lm, tr->lora->rank, tr->lora->scale, T,
-                         tr->lora_scr);
+                         drop_of(tr, lm, &d), tr->lora_scr);
 }
 
 /* dx += dy W (+ the LoRA path, whose A/B grads are accumulated too). */
@@ -293,19 +312,26 @@ static void loss_worker(void *p, int ith, int nth)
 
 /* ---- setup ------------------------------------------------------------- */
 
-static bool add_size(size_t *total, size_t a, size_t b)
-{
-    if (a != 0 && b > (SIZE_MAX / sizeof(float)) / a) return false;
-    if (a * b > (SIZE_MAX / sizeof(float)) - *total) return false;
-    *total += a * b;
-    return true;
-}
-
 static float *take(float **cur, size_t n)
 {
     float *p = *cur;
     *cur += n;
     return p;
+}
+
+size_t trainer_activation_bytes(const trainer *tr)
+{
+    return tr->arena_floats * sizeof(float);
+}
+
+loft_code trainer_set_dropout(trainer *tr, float p, uint64_t seed, loft_status *st)
+{
+    if (!(p >= 0.0f && p < 1.0f))
+        return loft_fail(st, LOFT_ERR_RANGE, "LoRA dropout %g is outside [0, 1)", (double)p);
+    tr->drop_p = p;
+    tr->drop_seed = seed;
+    tr->drop_armed = p > 0.0f;
+    return LOFT_OK;
 }
 
 void trainer_free(trainer *tr)
@@ -371,53 +397,44 @@ loft_code trainer_init(trainer **out, loft_model *m, lora_set *lora, const train
     const size_t T = (size_t)cfg->max_tokens, C = (size_t)tr->C, F = (size_t)tr->F;
     const size_t qd = (size_t)tr->qd, kd = (size_t)tr->kd, vd = (size_t)tr->vd;
     const size_t r = lora ? (size_t)lora->rank : 0, H = (size_t)hp->n_head, V = (size_t)tr->V;
-    size_t per_layer = 0, total = 0;
-    bool ok = add_size(&per_layer, T, 4 * C + 2 + 2 * qd + kd + vd + 3 * F + LORA_OUTPUT * r) &&
-              add_size(&per_layer, H * T, T);
-    ok = ok && add_size(&total, per_layer, (size_t)hp->n_layer);
-    /* final stage + backward scratch */
-    ok = ok && add_size(&total, T, 4 * C + 1 + r) && add_size(&total, T, V) &&
-         add_size(&total, T, 3 * C + 2 * qd + kd + vd + 3 * F + r + 1) &&
-         add_size(&total, 1, (size_t)hp->n_rot + 2);
-    tr->max_in = tr->F > tr->C ? tr->F : tr->C;
-    if (tr->qd > tr->max_in) tr->max_in = tr->qd;
-    const size_t wscr = fgemm_w_scratch(tr->max_in);
-    tr->max_out = tr->F > tr->C ? tr->F : tr->C;
-    if (tr->qd > tr->max_out) tr->max_out = tr->qd;
-    ok = ok && (size_t)tr->max_out + 1 <= SIZE_MAX / sizeof(float) / T;
-    tr->fwd_tmp_per = ok ? T * ((size_t)tr->max_out + 1) : 0;
-    ok = ok && add_size(&total, (size_t)cfg->n_threads, tr->fwd_tmp_per);
     size_t lscr = 0;
+    bool ok = true;
     for (size_t i = 0; lora && i < lora->n_mods; i++) {
         const size_t s = lora_mm_scratch(&lora->mods[i], lora->rank, (int64_t)T);
         if (s == 0) ok = false;
         if (s > lscr) lscr = s;
     }
-    ok = ok && wscr > 0 && add_size(&total, (size_t)cfg->n_threads, wscr) &&
-         add_size(&total, 1, lscr);
-    const attn_shape as_max = {.n_head = hp->n_head,
-                               .n_head_kv = hp->n_head_kv,
-                               .head_dim = hp->head_dim,
-                               .head_dim_v = hp->head_dim_v};
-    tr->att_scr_per = attn_mm_scratch(cfg->max_tokens, &as_max);
-    ok = ok && tr->att_scr_per > 0 && add_size(&total, (size_t)cfg->n_threads, tr->att_scr_per);
-    if (!ok) {
+    trainer_arena_plan pl;
+    if (!ok || !trainer_plan_arena(hp, r, lscr, cfg, &pl)) {
         c = loft_fail(st, LOFT_ERR_NOMEM, "trainer: activation size overflows for %zu tokens", T);
         goto fail;
     }
-    tr->arena = malloc(total * sizeof(float));
+    tr->max_in = pl.max_in;
+    tr->max_out = pl.max_out;
+    tr->fwd_tmp_per = pl.fwd_tmp_per;
+    tr->att_scr_per = pl.att_scr_per;
+    tr->arena_floats = pl.total;
+    tr->arena = malloc(pl.total * sizeof(float));
     tr->acts = calloc((size_t)hp->n_layer, sizeof *tr->acts);
     tr->sel = malloc(T * sizeof *tr->sel);
     tr->row_loss = malloc(T * sizeof *tr->row_loss);
     if (!tr->arena || !tr->acts || !tr->sel || !tr->row_loss) {
         c = loft_fail(st, LOFT_ERR_NOMEM, "trainer: out of memory for %zu floats of activations",
-                      total);
+                      pl.total);
         goto fail;
     }
     float *cur = tr->arena;
+    for (int32_t il = 0; il < hp->n_layer; il++)
+        tr->acts[il].x_in = take(&cur, T * C);
+    const int32_t n_sets = cfg->checkpoint_activations ? 1 : hp->n_layer;
     for (int32_t il = 0; il < hp->n_layer; il++) {
         layer_acts *a = &tr->acts[il];
-        a->x_in = take(&cur, T * C);
+        if (il >= n_sets) { /* the shared set, with this block's own input */
+            float *x_in = a->x_in;
+            *a = tr->acts[0];
+            a->x_in = x_in;
+            continue;
+        }
         a->inv1 = take(&cur, T);
         a->xn1 = take(&cur, T * C);
         a->q = take(&cur, T * qd);
@@ -453,7 +470,7 @@ loft_code trainer_init(trainer **out, loft_model *m, lora_set *lora, const train
     tr->du = take(&cur, T * r);
     tr->att_scr = take(&cur, (size_t)cfg->n_threads * tr->att_scr_per);
     tr->rope_cs = take(&cur, (size_t)hp->n_rot + 2);
-    tr->wscratch = take(&cur, (size_t)cfg->n_threads * wscr);
+    tr->wscratch = take(&cur, (size_t)cfg->n_threads * pl.wscr);
     tr->fwd_tmp = take(&cur, (size_t)cfg->n_threads * tr->fwd_tmp_per);
     tr->lora_scr = take(&cur, lscr);
 
@@ -628,12 +645,26 @@ static void layer_backward(trainer *tr, int32_t il, float *dx, int32_t T, const 
     if (dxn) rmsnorm_backward(dx, dxn, a->x_in, weight_f32(&L->attn_norm), a->inv1, T, tr->C);
 }
 
+/* Under checkpointing: block il's activations again, into the shared set,
+ * by the forward's own code from its saved input (the top block's are
+ * still there from the forward). dxn and dsel are free between blocks of
+ * the backward. */
+static void recompute(trainer *tr, int32_t il, int32_t T, const rope_params *rp,
+                      const attn_shape *as)
+{
+    memcpy(tr->dxn, tr->acts[il].x_in, (size_t)T * (size_t)tr->C * sizeof(float));
+    layer_forward(tr, il, tr->dxn, T, rp, as);
+}
+
 static loft_code sequence_impl(trainer *tr, const int32_t *tokens, const uint8_t *mask, int32_t T,
                                bool backward, float grad_weight, double *loss_sum,
                                int32_t *n_targets, float *logits_out, loft_status *st)
 {
     *loss_sum = 0.0;
     *n_targets = 0;
+    /* Dropout only in the call it was armed for, never for logits. */
+    tr->drop_active = tr->drop_armed && !logits_out;
+    tr->drop_armed = false;
     loft_model *m = tr->m;
     const model_hparams *hp = &m->hp;
     if (T < 2 || T > tr->cfg.max_tokens)
@@ -713,6 +744,7 @@ static loft_code sequence_impl(trainer *tr, const int32_t *tokens, const uint8_t
                          .window = model_layer_is_swa(m, il) ? hp->sliding_window : 0,
                          .scale = hp->attn_scale,
                          .softcap = 0.0f};
+        if (tr->cfg.checkpoint_activations && il < hp->n_layer - 1) recompute(tr, il, T, &rp, &as);
         layer_backward(tr, il, dx, T, &rp, &as);
     }
     return LOFT_OK;

@@ -10,6 +10,13 @@
  *
  * A trainer owns activation buffers for sequences of up to max_tokens
  * tokens and uses one thread pool; one sequence at a time.
+ *
+ * Activation checkpointing (checkpoint_activations): the forward keeps only
+ * each block's input, and the backward recomputes a block's activations,
+ * into one shared set of block buffers, just before that block's backward.
+ * The recomputation is the same code on the same input, so losses and
+ * gradients are bit-identical to the normal mode; the cost is about one
+ * more forward per training sequence.
  */
 #ifndef LOFT_TRAIN_TRAINER_H
 #define LOFT_TRAIN_TRAINER_H
@@ -31,6 +38,8 @@ typedef struct trainer_config {
      * kernels, which quantize activations to 8 bits for quantized weights
      * (faster, llama.cpp's numerics). */
     bool exact_matmul;
+    /* true: save block inputs only and recompute the rest in the backward */
+    bool checkpoint_activations;
 } trainer_config;
 
 /* Fills the shapes of the matrices LoRA can adapt in m. */
@@ -41,6 +50,26 @@ void trainer_lora_dims(const loft_model *m, lora_dims *dims);
 loft_code trainer_init(trainer **out, loft_model *m, lora_set *lora, const trainer_config *cfg,
                        loft_status *st);
 void trainer_free(trainer *tr);
+
+/* Bytes of the activation arena a trainer_init with these arguments
+ * allocates (saved activations plus forward/backward scratch; not the
+ * model, the LoRA set or the optimizer): the LoRA modules are those of
+ * `modules` (lora_kind bits; rank ignored when 0). 0 when the size
+ * overflows or the configuration is invalid. */
+size_t trainer_activation_bytes_for(const loft_model *m, int32_t rank, uint32_t modules,
+                                    const trainer_config *cfg);
+
+/* Bytes of tr's activation arena (as trainer_activation_bytes_for). */
+size_t trainer_activation_bytes(const trainer *tr);
+
+/* LoRA dropout (PEFT's lora_dropout, see train/lora_mm.h) with rate p for
+ * the NEXT trainer_sequence call only, whose masks are a function of
+ * (seed, layer, module, token, column); that call's backward, and any
+ * recomputation under checkpointing, reuse them. Any later call runs
+ * without dropout unless armed again, so validation and
+ * trainer_last_logits never drop. p = 0 disarms (bit-identical to never
+ * calling this). LOFT_ERR_RANGE unless 0 <= p < 1. */
+loft_code trainer_set_dropout(trainer *tr, float p, uint64_t seed, loft_status *st);
 
 /* Runs tokens[0..T) (2 <= T <= max_tokens). Token t is a target when
  * mask[t] (t >= 1): the loss term is -log softmax(logits[t-1])[tokens[t]].

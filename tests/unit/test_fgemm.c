@@ -292,9 +292,9 @@ static void test_lora_mm(void)
     CHECK(scr && lora_mm_scratch(mb, R, T) > 0);
     if (!scr) return;
     lora_forward(ya, ua, x, ma, R, a.scale, T);
-    lora_mm_forward(NULL, yb, ub, x, mb, R, b.scale, T, scr);
+    lora_mm_forward(NULL, yb, ub, x, mb, R, b.scale, T, NULL, scr);
     lora_backward(dxa, dy, x, ua, ma, R, a.scale, T, du);
-    lora_mm_backward(NULL, dxb, dy, x, ub, mb, R, b.scale, T, scr);
+    lora_mm_backward(NULL, dxb, dy, x, ub, mb, R, b.scale, T, NULL, scr);
     /* magnitudes: upper bounds of the sums of |terms| (all inputs in
      * [-1, 1], so |u| <= NIN and |du| <= scale * NOUT) */
     int bad = 0;

@@ -16,6 +16,7 @@
 #include "train/dataset.h"
 #include "train/lora.h"
 #include "train/train.h"
+#include "train/trainer.h"
 
 static volatile sig_atomic_t stop_requested = 0;
 
@@ -38,7 +39,10 @@ static void usage(FILE *f)
           "  --lora-modules LIST     "
           "attn_q,attn_k,attn_v,attn_o,ffn_gate,ffn_up,ffn_down,output,all\n"
           "                          [attn_q,attn_k,attn_v,attn_o]\n"
-          "  --lora-rank N [8]  --lora-alpha F [16]  --lora-seed N [42]  --lora-dropout 0\n"
+          "  --lora-rank N [8]  --lora-alpha F [16]  --lora-seed N [42]\n"
+          "  --lora-dropout P        dropout on the LoRA path's input, 0 <= P < 1 [0]\n"
+          "  --checkpoint-activations  keep block inputs only, recompute in the backward\n"
+          "                          (less memory, about one more forward per sequence)\n"
           "  --learning-rate F [1e-4]  --lr-min F [0]  --lr-scheduler constant|linear|cosine\n"
           "  --warmup-ratio F [0]  --warmup-steps N  --num-epochs N [1]  --max-steps N\n"
           "  --weight-decay F [0.01]  --adam-beta1 F [0.9]  --adam-beta2 F [0.999]\n"
@@ -51,7 +55,7 @@ static void usage(FILE *f)
           "  --deterministic         results independent of threads (always true in loft)\n"
           "  --exact-matmul          dequantize weight rows to F32 for every product\n"
           "  --mem-limit SIZE        refuse a run whose estimate needs more (512M, 8G) [RAM available]\n"
-          "  -ngl N, -fa X, --checkpoint-activations, --pack   accepted, not used (CPU)\n",
+          "  -ngl N, -fa X, --pack   accepted, not used (CPU)\n",
           f);
 }
 
@@ -106,6 +110,7 @@ int cmd_finetune(int argc, char **argv)
     const char *model_path = NULL, *data_path = NULL, *val_path = NULL, *tmpl_name = NULL;
     const char *modules = "attn_q,attn_k,attn_v,attn_o";
     double val_split = 0.0, dropout = 0.0;
+    bool ckpt_act = false;
     bool loss_only = false, strict = false;
     uint64_t mem_limit = 0; /* --mem-limit; 0 = the RAM available */
     train_opts o = {.n_ctx = 128,
@@ -259,7 +264,9 @@ int cmd_finetune(int argc, char **argv)
                 return bad("--mem-limit expects a size such as 512M or 8G, not", v);
         } else if (!strcmp(a, "--exact-matmul"))
             o.exact_matmul = true;
-        else if (!strcmp(a, "--checkpoint-activations") || !strcmp(a, "--pack"))
+        else if (!strcmp(a, "--checkpoint-activations"))
+            ckpt_act = true;
+        else if (!strcmp(a, "--pack"))
             fprintf(stderr, "loft finetune: %s accepted but not used\n", a);
         else
             return bad("unknown option", a);
@@ -268,7 +275,11 @@ int cmd_finetune(int argc, char **argv)
 #undef DBL_OPT
     }
     if (!model_path || !data_path) return bad("needs -m MODEL.gguf and -f TRAIN.jsonl", NULL);
-    if (dropout != 0.0) return bad("--lora-dropout other than 0 is not implemented", NULL);
+    /* checked as the float the trainer gets: 0.99999999 rounds to 1 */
+    if (!(dropout >= 0.0 && (float)dropout < 1.0f))
+        return bad("--lora-dropout must be in [0, 1)", NULL);
+    o.lora_dropout = (float)dropout;
+    o.checkpoint_activations = ckpt_act;
     if (val_split < 0.0 || val_split >= 1.0) return bad("--val-split must be in [0, 1)", NULL);
     if (o.n_batch < 0) o.n_batch = o.n_ctx;
     if (o.n_threads <= 0) {
@@ -324,6 +335,15 @@ int cmd_finetune(int argc, char **argv)
             "%d tokens, %zu skipped lines, %zu without trained tokens; %zu validation examples\n",
             train.n, (long long)train.n_tokens, (long long)train.n_loss_tokens, train.n_truncated,
             o.n_ctx, train.n_bad, train.n_no_loss, val.n);
+    trainer_config tcfg = {.max_tokens = o.n_ctx,
+                           .n_threads = o.n_threads,
+                           .exact_matmul = o.exact_matmul,
+                           .checkpoint_activations = ckpt_act};
+    fprintf(stderr, "loft finetune: activation memory %.1f MiB (%s); LoRA dropout %g\n",
+            (double)trainer_activation_bytes_for(m, o.rank, o.modules, &tcfg) / 1048576.0,
+            ckpt_act ? "checkpointed: block inputs kept, the rest recomputed"
+                     : "every block's activations kept",
+            dropout);
 
     o.stop = &stop_requested;
     progress pr = {.tty = isatty(STDOUT_FILENO) != 0};
