@@ -83,6 +83,7 @@ static void kd_init(void)
     if (f.avx2) {
         kernels_fill_ref(&kd_tables[KD_AVX2]);
         kernels_fill_avx2(&kd_tables[KD_AVX2]);
+        kernels_fill_avx2_packed(&kd_tables[KD_AVX2]);
         kd_ok[KD_AVX2] = 1;
         kd_best = KD_AVX2;
     }

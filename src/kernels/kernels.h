@@ -276,6 +276,8 @@ void kernels_glu(const loft_kernels *kt, threadpool *pool, int kind, float *out,
 void kernels_fill_ref(loft_kernels *kt);
 #if defined(__x86_64__) || defined(__i386__)
 void kernels_fill_avx2(loft_kernels *kt);
+/* The avx2 set's products over packed layouts (avx2_packed.c). */
+void kernels_fill_avx2_packed(loft_kernels *kt);
 void kernels_fill_avx512(loft_kernels *kt);
 /* The avx512 set's products over packed layouts (avx512_packed.c). */
 void kernels_fill_avx512_packed(loft_kernels *kt);
