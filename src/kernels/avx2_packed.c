@@ -31,8 +31,8 @@ KQ_INLINE __m256i kq_bcast4(const int8_t *p)
 }
 
 /* Rows 8h..8h+7 of one group by NX tokens: y[j * ys + r]. */
-KQ_INLINE void kq_q4_0_half(int64_t nb, const uint8_t *q, int h, const void *x, size_t xs,
-                            float *y, size_t ys, const int NX)
+KQ_INLINE void kq_q4_0_half(int64_t nb, const uint8_t *q, int h, const void *x, size_t xs, float *y,
+                            size_t ys, const int NX)
 {
     const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
     const kernels_q8 *xr[KQ_NX];
@@ -47,7 +47,8 @@ KQ_INLINE void kq_q4_0_half(int64_t nb, const uint8_t *q, int h, const void *x, 
         const uint8_t *qb = pair + 64 + (size_t)(b % 2) * 256 + 32 * h;
         __m256i p16[KQ_NX];
         KQ_UNROLL
-        for (int j = 0; j < NX; j++) p16[j] = _mm256_setzero_si256();
+        for (int j = 0; j < NX; j++)
+            p16[j] = _mm256_setzero_si256();
         KQ_UNROLL
         for (int c = 0; c < 4; c++) {
             const __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(qb + 64 * c));
@@ -57,7 +58,8 @@ KQ_INLINE void kq_q4_0_half(int64_t nb, const uint8_t *q, int h, const void *x, 
             for (int j = 0; j < NX; j++) {
                 const int8_t *xq = xr[j][b].qs;
                 p16[j] = _mm256_add_epi16(p16[j], _mm256_maddubs_epi16(lo, kq_bcast4(xq + 4 * c)));
-                p16[j] = _mm256_add_epi16(p16[j], _mm256_maddubs_epi16(hi, kq_bcast4(xq + 16 + 4 * c)));
+                p16[j] =
+                    _mm256_add_epi16(p16[j], _mm256_maddubs_epi16(hi, kq_bcast4(xq + 16 + 4 * c)));
             }
         }
         const __m256 d = _mm256_cvtph_ps(
@@ -72,17 +74,26 @@ KQ_INLINE void kq_q4_0_half(int64_t nb, const uint8_t *q, int h, const void *x, 
         }
     }
     KQ_UNROLL
-    for (int j = 0; j < NX; j++) _mm256_storeu_ps(y + (size_t)j * ys, acc[j]);
+    for (int j = 0; j < NX; j++)
+        _mm256_storeu_ps(y + (size_t)j * ys, acc[j]);
 }
 
-static void kq_q4_0_half_nx(int64_t nb, const uint8_t *q, int h, const void *x, size_t xs,
-                            float *y, size_t ys, int nx)
+static void kq_q4_0_half_nx(int64_t nb, const uint8_t *q, int h, const void *x, size_t xs, float *y,
+                            size_t ys, int nx)
 {
     switch (nx) {
-    case 1: kq_q4_0_half(nb, q, h, x, xs, y, ys, 1); break;
-    case 2: kq_q4_0_half(nb, q, h, x, xs, y, ys, 2); break;
-    case 3: kq_q4_0_half(nb, q, h, x, xs, y, ys, 3); break;
-    default: kq_q4_0_half(nb, q, h, x, xs, y, ys, 4); break;
+    case 1:
+        kq_q4_0_half(nb, q, h, x, xs, y, ys, 1);
+        break;
+    case 2:
+        kq_q4_0_half(nb, q, h, x, xs, y, ys, 2);
+        break;
+    case 3:
+        kq_q4_0_half(nb, q, h, x, xs, y, ys, 3);
+        break;
+    default:
+        kq_q4_0_half(nb, q, h, x, xs, y, ys, 4);
+        break;
     }
 }
 
@@ -97,7 +108,8 @@ static void kq_packed_q4_0(int64_t n, const void *wp, int64_t ngroups, const voi
             const int tx = nx - t0 < KQ_NX ? nx - t0 : KQ_NX;
             for (int h = 0; h < 2; h++)
                 kq_q4_0_half_nx(nb, q, h, (const char *)x + (size_t)t0 * xs, xs,
-                                y + (size_t)t0 * ys + (size_t)g * KERNELS_PACK_ROWS + 8 * h, ys, tx);
+                                y + (size_t)t0 * ys + (size_t)g * KERNELS_PACK_ROWS + 8 * h, ys,
+                                tx);
         }
     }
 }

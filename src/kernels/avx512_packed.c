@@ -60,15 +60,16 @@ KP_INLINE void kp_q4_0_group(int64_t nb, const uint8_t *q, const void *x, size_t
             u[c] = _mm512_and_si512(v, m4);
             u[c + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
         }
-        const __m512 d =
-            _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(pair + (b % 2) * 32)));
+        const __m512 d = _mm512_cvtph_ps(
+            _mm256_loadu_si256((const __m256i *)(const void *)(pair + (b % 2) * 32)));
         KP_UNROLL
         for (int j = 0; j < NX; j++) {
             const kernels_q8 *xb = xr[j] + b;
             __m512i s[4];
             s[0] = _mm512_set1_epi32(-8 * xb->sum);
             KP_UNROLL
-            for (int k = 1; k < CH; k++) s[k] = _mm512_setzero_si512();
+            for (int k = 1; k < CH; k++)
+                s[k] = _mm512_setzero_si512();
             KP_UNROLL
             for (int c = 0; c < 8; c++)
                 s[c % CH] = _mm512_dpbusd_epi32(s[c % CH], u[c], kp_bcast4(xb->qs + 4 * c));
@@ -78,26 +79,43 @@ KP_INLINE void kp_q4_0_group(int64_t nb, const uint8_t *q, const void *x, size_t
                 s[0] = _mm512_add_epi32(s[0], s[2]);
             }
             if (CH == 2) s[0] = _mm512_add_epi32(s[0], s[1]);
-            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[0]), _mm512_mul_ps(d, _mm512_set1_ps(xb->d)),
-                                     acc[j]);
+            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[0]),
+                                     _mm512_mul_ps(d, _mm512_set1_ps(xb->d)), acc[j]);
         }
     }
     KP_UNROLL
-    for (int j = 0; j < NX; j++) _mm512_storeu_ps(y + (size_t)j * ys, acc[j]);
+    for (int j = 0; j < NX; j++)
+        _mm512_storeu_ps(y + (size_t)j * ys, acc[j]);
 }
 
 static void kp_q4_0_group_nx(int64_t nb, const uint8_t *q, const void *x, size_t xs, float *y,
                              size_t ys, int nx)
 {
     switch (nx) {
-    case 1: kp_q4_0_group(nb, q, x, xs, y, ys, 1); break;
-    case 2: kp_q4_0_group(nb, q, x, xs, y, ys, 2); break;
-    case 3: kp_q4_0_group(nb, q, x, xs, y, ys, 3); break;
-    case 4: kp_q4_0_group(nb, q, x, xs, y, ys, 4); break;
-    case 5: kp_q4_0_group(nb, q, x, xs, y, ys, 5); break;
-    case 6: kp_q4_0_group(nb, q, x, xs, y, ys, 6); break;
-    case 7: kp_q4_0_group(nb, q, x, xs, y, ys, 7); break;
-    default: kp_q4_0_group(nb, q, x, xs, y, ys, 8); break;
+    case 1:
+        kp_q4_0_group(nb, q, x, xs, y, ys, 1);
+        break;
+    case 2:
+        kp_q4_0_group(nb, q, x, xs, y, ys, 2);
+        break;
+    case 3:
+        kp_q4_0_group(nb, q, x, xs, y, ys, 3);
+        break;
+    case 4:
+        kp_q4_0_group(nb, q, x, xs, y, ys, 4);
+        break;
+    case 5:
+        kp_q4_0_group(nb, q, x, xs, y, ys, 5);
+        break;
+    case 6:
+        kp_q4_0_group(nb, q, x, xs, y, ys, 6);
+        break;
+    case 7:
+        kp_q4_0_group(nb, q, x, xs, y, ys, 7);
+        break;
+    default:
+        kp_q4_0_group(nb, q, x, xs, y, ys, 8);
+        break;
     }
 }
 

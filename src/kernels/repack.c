@@ -43,7 +43,8 @@ void kernels_pack(uint32_t t, const void *w, size_t row_bytes, int64_t n_in, int
                 memcpy(&blk, row + (size_t)b * sizeof blk, sizeof blk);
                 uint8_t *pair = q + (size_t)(b / 2) * 576;
                 uint8_t *nib = pair + 64 + (size_t)(b % 2) * 256;
-                for (int c = 0; c < 4; c++) memcpy(nib + (size_t)c * 64 + (size_t)r * 4, blk.qs + 4 * c, 4);
+                for (int c = 0; c < 4; c++)
+                    memcpy(nib + (size_t)c * 64 + (size_t)r * 4, blk.qs + 4 * c, 4);
                 memcpy(pair + (size_t)(b % 2) * 32 + (size_t)r * 2, &blk.d, 2);
             }
         }

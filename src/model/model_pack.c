@@ -17,7 +17,8 @@ static int model_matrices(loft_model *m, model_weight **list, int cap)
     int n = 0;
     for (int32_t il = 0; il < m->hp.n_layer; il++) {
         model_layer *l = &m->layers[il];
-        model_weight *ws[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->ffn_gate, &l->ffn_up, &l->ffn_down};
+        model_weight *ws[] = {&l->wq,       &l->wk,     &l->wv,      &l->wo,
+                              &l->ffn_gate, &l->ffn_up, &l->ffn_down};
         for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
             if (ws[i]->data && n < cap) list[n++] = ws[i];
     }
@@ -60,7 +61,8 @@ void model_pack_weights(loft_model *m)
             w->packed = dst;
             at += (b + 63) / 64 * 64;
             const size_t rows = (size_t)(w->n_out / KERNELS_PACK_ROWS * KERNELS_PACK_ROWS);
-            if (w->data != m->tok_embd.data) gguf_release_pages(m->gguf, w->data, w->row_bytes * rows);
+            if (w->data != m->tok_embd.data)
+                gguf_release_pages(m->gguf, w->data, w->row_bytes * rows);
         }
     }
     free(list);

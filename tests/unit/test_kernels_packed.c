@@ -30,18 +30,18 @@ static const char *const sets[] = {"ref", "avx2", "avx512", "neon"};
 
 /* {K, N, T} */
 static const int64_t shapes[][3] = {
-    {32, 16, 1},  {96, 17, 2},  {64, 31, 3},   {32, 48, 4},   {2112, 33, 5},
-    {96, 5, 6},   {64, 1, 7},   {96, 16, 8},   {32, 47, 9},   {576, 32, 19},
+    {32, 16, 1},   {96, 17, 2},  {64, 31, 3},   {32, 48, 4}, {2112, 33, 5},
+    {96, 5, 6},    {64, 1, 7},   {96, 16, 8},   {32, 47, 9}, {576, 32, 19},
     {64, 17, 131}, {160, 64, 1}, {2112, 16, 1},
 };
 
 typedef struct pk_problem {
     int64_t K, N, T;
     size_t row_bytes;
-    uint8_t *w;   /* N Q4_0 rows */
-    float *wf;    /* N x K dequantized */
-    float *x;     /* T x K */
-    void *xq;     /* T rows of kernels_q8 */
+    uint8_t *w; /* N Q4_0 rows */
+    float *wf;  /* N x K dequantized */
+    float *x;   /* T x K */
+    void *xq;   /* T rows of kernels_q8 */
     size_t xq_row;
 } pk_problem;
 
@@ -70,8 +70,10 @@ static bool pk_make(pk_problem *p, int64_t K, int64_t N, int64_t T, uint64_t see
     loft_rng_seed(&r, seed);
     /* a scale per 32 values over three decades, so block scales matter */
     for (int64_t i = 0; i < N * K; i++)
-        p->wf[i] = (float)((loft_rng_uniform(&r) * 2.0 - 1.0) * pow(10.0, (double)(i / 32 % 4) - 2.0));
-    for (int64_t i = 0; i < T * K; i++) p->x[i] = (float)(loft_rng_uniform(&r) * 2.0 - 1.0);
+        p->wf[i] =
+            (float)((loft_rng_uniform(&r) * 2.0 - 1.0) * pow(10.0, (double)(i / 32 % 4) - 2.0));
+    for (int64_t i = 0; i < T * K; i++)
+        p->x[i] = (float)(loft_rng_uniform(&r) * 2.0 - 1.0);
     for (int64_t i = 0; i < N; i++) {
         if (!loft_quantize_row(LOFT_TYPE_Q4_0, p->wf + i * K, p->w + (size_t)i * p->row_bytes, K))
             return false;
@@ -83,7 +85,8 @@ static bool pk_make(pk_problem *p, int64_t K, int64_t N, int64_t T, uint64_t see
 static double pk_abs_dot(const pk_problem *p, int64_t t, int64_t n)
 {
     double s = 0.0;
-    for (int64_t k = 0; k < p->K; k++) s += fabs((double)p->wf[n * p->K + k] * p->x[t * p->K + k]);
+    for (int64_t k = 0; k < p->K; k++)
+        s += fabs((double)p->wf[n * p->K + k] * p->x[t * p->K + k]);
     return s;
 }
 
@@ -94,7 +97,8 @@ static bool pk_run(const loft_kernels *kt, const pk_problem *p, const void *pack
     loft_status st;
     threadpool *pool = NULL;
     if (n_threads > 1 && threadpool_init(&pool, n_threads, &st) != LOFT_OK) return false;
-    for (int64_t i = 0; i < p->T * p->N; i++) y[i] = NAN;
+    for (int64_t i = 0; i < p->T * p->N; i++)
+        y[i] = NAN;
     kernels_quantize_x(kt, LOFT_TYPE_Q4_0, p->x, p->T, p->K, p->xq);
     const kernels_weight w = {p->w, LOFT_TYPE_Q4_0, p->K, p->N, p->row_bytes, packed};
     kernels_matmul_xq(kt, pool, y, p->xq, p->xq_row, p->T, &w);
@@ -118,7 +122,8 @@ static bool pk_case(int64_t K, int64_t N, int64_t T, uint64_t seed)
         char msg[256];
         if (!kt->packed[LOFT_TYPE_Q4_0] || N < KERNELS_PACK_ROWS) {
             if (pb != 0) {
-                snprintf(msg, sizeof msg, "%s N=%lld: pack size %zu without a packed kernel or a full group",
+                snprintf(msg, sizeof msg,
+                         "%s N=%lld: pack size %zu without a packed kernel or a full group",
                          kt->name, (long long)N, pb);
                 test_record_failure(__FILE__, __LINE__, msg);
                 ok = false;
@@ -148,7 +153,8 @@ static bool pk_case(int64_t K, int64_t N, int64_t T, uint64_t seed)
                 const double tol = 64.0 * FLT_EPSILON * pk_abs_dot(&p, t, n) + 1e-30;
                 if (!(fabs((double)y1[i] - yr[i]) <= tol) || memcmp(&y1[i], &y2[i], 4) != 0) {
                     snprintf(msg, sizeof msg,
-                             "%s K=%lld N=%lld T=%lld: y[%lld][%lld] = %.9g (2 threads %.9g), ref %.9g, tol %.3g",
+                             "%s K=%lld N=%lld T=%lld: y[%lld][%lld] = %.9g (2 threads %.9g), ref "
+                             "%.9g, tol %.3g",
                              kt->name, (long long)K, (long long)N, (long long)T, (long long)t,
                              (long long)n, y1[i], y2[i], yr[i], tol);
                     test_record_failure(__FILE__, __LINE__, msg);
@@ -178,7 +184,8 @@ static void test_pack_layout_q4_0(void)
     const size_t rb = loft_type_row_size(LOFT_TYPE_Q4_0, K);
     uint8_t w[16 * 54];
     CHECK(rb == 54);
-    for (size_t i = 0; i < sizeof w; i++) w[i] = (uint8_t)(i * 7 + 3);
+    for (size_t i = 0; i < sizeof w; i++)
+        w[i] = (uint8_t)(i * 7 + 3);
     const size_t gb = kernels_pack_group_bytes(LOFT_TYPE_Q4_0, K);
     CHECK(gb == NB * 256 + 2 * 64);
     _Alignas(64) uint8_t dst[NB * 256 + 2 * 64];
@@ -188,12 +195,14 @@ static void test_pack_layout_q4_0(void)
         for (int b = 0; b < NB; b++) {
             const uint8_t *blk = w + (size_t)r * rb + (size_t)b * 18;
             const uint8_t *pair = dst + (size_t)(b / 2) * 576;
-            CHECKF(memcmp(pair + (b % 2) * 32 + r * 2, blk, 2) == 0, "scale of row %d block %d", r, b);
+            CHECKF(memcmp(pair + (b % 2) * 32 + r * 2, blk, 2) == 0, "scale of row %d block %d", r,
+                   b);
             for (int c = 0; c < 4; c++)
                 CHECKF(memcmp(pair + 64 + (b % 2) * 256 + c * 64 + r * 4, blk + 2 + 4 * c, 4) == 0,
                        "nibbles %d of row %d block %d", c, r, b);
         }
-    for (int i = 0; i < 32; i++) CHECKF(dst[576 + 32 + i] == 0, "unused scale byte %d", i);
+    for (int i = 0; i < 32; i++)
+        CHECKF(dst[576 + 32 + i] == 0, "unused scale byte %d", i);
     CHECK(kernels_pack_group_bytes(LOFT_TYPE_Q4_1, K) == 0);
     CHECK(kernels_pack_group_bytes(LOFT_TYPE_Q4_0, 48) == 0);
     CHECK(kernels_pack_size(kernels_get_isa("ref"), LOFT_TYPE_Q4_0, K, 64) == 0);

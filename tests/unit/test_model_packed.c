@@ -26,8 +26,10 @@ static void clear_packed(loft_model *m)
 {
     for (int32_t il = 0; il < m->hp.n_layer; il++) {
         model_layer *l = &m->layers[il];
-        model_weight *ws[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->ffn_gate, &l->ffn_up, &l->ffn_down};
-        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) ws[i]->packed = NULL;
+        model_weight *ws[] = {&l->wq,       &l->wk,     &l->wv,      &l->wo,
+                              &l->ffn_gate, &l->ffn_up, &l->ffn_down};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+            ws[i]->packed = NULL;
     }
     m->output.packed = NULL;
 }
@@ -54,7 +56,8 @@ static void test_packed_q4_0_model(void)
                           .n_threads = 1};
     loft_status st;
     CHECK(qp.ftype != NULL);
-    CHECKF(quantize_model(test_data_path("golden/qwen/llama.gguf"), path, &qp, NULL, &st) == LOFT_OK,
+    CHECKF(quantize_model(test_data_path("golden/qwen/llama.gguf"), path, &qp, NULL, &st) ==
+               LOFT_OK,
            "quantize: %s", st.msg);
     loft_model *a = NULL, *b = NULL;
     kv_cache *ka = NULL, *kb = NULL;
