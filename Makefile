@@ -36,7 +36,8 @@ ALL_CFLAGS = $(BASE_CFLAGS) $(SAN_FLAGS) $(CFLAGS)
 LDLIBS  := -lm -lpthread
 
 # Kernel translation units that carry their own instruction-set flags.
-ISA_SRCS   := $(wildcard src/kernels/avx2.c src/kernels/avx512.c src/kernels/neon.c)
+ISA_SRCS   := $(wildcard src/kernels/avx2.c src/kernels/avx2_packed.c src/kernels/avx512.c \
+                src/kernels/avx512_packed.c src/kernels/neon.c)
 LIB_SRCS   := $(sort $(shell find src -name '*.c'))
 TOOL_SRCS  := $(sort $(wildcard tools/loft/*.c))
 TEST_SRCS  := $(sort $(wildcard tests/unit/test_*.c))
@@ -55,7 +56,9 @@ BIN := $(BUILD)/loft
 all: $(BIN) $(LIB)
 
 $(BUILD)/obj/src/kernels/avx2.o:   ISA_FLAGS := -mavx2 -mfma -mf16c
+$(BUILD)/obj/src/kernels/avx2_packed.o: ISA_FLAGS := -mavx2 -mfma -mf16c
 $(BUILD)/obj/src/kernels/avx512.o: ISA_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16 -mavx2 -mfma -mf16c
+$(BUILD)/obj/src/kernels/avx512_packed.o: ISA_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c
 $(BUILD)/obj/src/kernels/attn_ggml.o: ISA_FLAGS := -O3
 
 $(BUILD)/obj/%.o: %.c

@@ -113,6 +113,12 @@ loft_code gguf_open(gguf_file **out, const char *path, loft_status *st);
 loft_code gguf_open_memory(gguf_file **out, const void *data, size_t size, const char *name,
                            loft_status *st);
 
+/* Drops the whole pages inside [p, p + n) (bytes of g's mapping) from this
+ * process's resident set: for data a copy has replaced. They stay valid,
+ * read back from the file if touched again. A no-op for images from
+ * gguf_open_memory and for ranges outside the mapping. */
+void gguf_release_pages(const gguf_file *g, const void *p, size_t n);
+
 /* Unmaps and frees everything; NULL is allowed. */
 void gguf_close(gguf_file *g);
 

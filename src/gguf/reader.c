@@ -702,6 +702,20 @@ loft_code gguf_open(gguf_file **out, const char *path, loft_status *st)
     return LOFT_OK;
 }
 
+void gguf_release_pages(const gguf_file *g, const void *p, size_t n)
+{
+    const gguf_owner *o = (const gguf_owner *)g;
+    const long ps = sysconf(_SC_PAGESIZE);
+    if (!o->map_size || ps <= 0 || n == 0) return;
+    const uintptr_t base = (uintptr_t)g->map, a = (uintptr_t)p;
+    if (a < base || n > o->map_size || a - base > o->map_size - n) return;
+    const uintptr_t lo = (a + (uintptr_t)ps - 1) / (uintptr_t)ps * (uintptr_t)ps;
+    const uintptr_t hi = (a + n) / (uintptr_t)ps * (uintptr_t)ps;
+    /* The map is private and never written: dropped pages are read back
+     * from the file on the next touch, with the same bytes. */
+    if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 void gguf_close(gguf_file *g)
 {
     if (!g) return;

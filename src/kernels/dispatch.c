@@ -83,12 +83,14 @@ static void kd_init(void)
     if (f.avx2) {
         kernels_fill_ref(&kd_tables[KD_AVX2]);
         kernels_fill_avx2(&kd_tables[KD_AVX2]);
+        kernels_fill_avx2_packed(&kd_tables[KD_AVX2]);
         kd_ok[KD_AVX2] = 1;
         kd_best = KD_AVX2;
     }
     if (f.avx512) {
         kernels_fill_ref(&kd_tables[KD_AVX512]);
         kernels_fill_avx512(&kd_tables[KD_AVX512]);
+        kernels_fill_avx512_packed(&kd_tables[KD_AVX512]);
         kd_ok[KD_AVX512] = 1;
         kd_best = KD_AVX512;
     }
@@ -187,6 +189,38 @@ typedef struct kd_matmul_job {
 /* Fewest tokens worth a gemm tile (below, the 1..4-token dot products). */
 #define KD_GEMM_MIN_NX 8
 
+/* The packed path: thread ith takes groups [G*ith/nth, G*(ith+1)/nth) of
+ * the G full groups, up to KERNELS_GEMM_NX tokens per call; the last thread
+ * also takes the rows past the last group, through the dot products. */
+static void kd_matmul_packed(const kd_matmul_job *jb, int ith, int nth)
+{
+    const kernels_weight *w = jb->w;
+    const int64_t N = w->n_out, G = N / KERNELS_PACK_ROWS;
+    const int64_t g0 = G * ith / nth, g1 = G * (ith + 1) / nth;
+    const size_t gb = kernels_pack_group_bytes(w->type, w->n_in);
+    const kernels_packed_fn packed = jb->kt->packed[w->type];
+    const kernels_dot_fn dot = jb->kt->dot[w->type];
+    float out[KERNELS_MAX_NX];
+    for (int64_t t0 = 0; t0 < jb->T;) {
+        const int gx = jb->T - t0 < KERNELS_GEMM_NX ? (int)(jb->T - t0) : KERNELS_GEMM_NX;
+        const char *xt = (const char *)jb->xq + (size_t)t0 * jb->x_row_bytes;
+        float *yt = jb->y + (size_t)t0 * (size_t)N;
+        if (g1 > g0)
+            packed(w->n_in, (const char *)w->packed + (size_t)g0 * gb, g1 - g0, xt,
+                   jb->x_row_bytes, gx, yt + g0 * KERNELS_PACK_ROWS, (size_t)N);
+        if (ith == nth - 1)
+            for (int t = 0; t < gx; t += KERNELS_MAX_NX) {
+                const int nx = gx - t < KERNELS_MAX_NX ? gx - t : KERNELS_MAX_NX;
+                for (int64_t r = G * KERNELS_PACK_ROWS; r < N; r++) {
+                    dot(w->n_in, (const char *)w->data + (size_t)r * w->row_bytes,
+                        xt + (size_t)t * jb->x_row_bytes, jb->x_row_bytes, nx, out);
+                    for (int j = 0; j < nx; j++) yt[(size_t)(t + j) * (size_t)N + (size_t)r] = out[j];
+                }
+            }
+        t0 += gx;
+    }
+}
+
 /* Thread ith takes weight rows [N*ith/nth, N*(ith+1)/nth) and, for each
  * group of up to KERNELS_GEMM_NX tokens (gemm) or KERNELS_MAX_NX tokens
  * (dot products), walks its rows once. */
@@ -194,6 +228,10 @@ static void kd_matmul_part(void *arg, int ith, int nth)
 {
     const kd_matmul_job *jb = arg;
     const kernels_weight *w = jb->w;
+    if (w->packed && jb->kt->packed[w->type]) {
+        kd_matmul_packed(jb, ith, nth);
+        return;
+    }
     const int64_t N = w->n_out;
     const int64_t pairs = (N + 1) / 2;
     const int64_t r0 = pairs * ith / nth * 2;

@@ -78,6 +78,18 @@ typedef void (*kernels_dot2_fn)(int64_t n, const void *w, size_t w_stride, const
 typedef void (*kernels_gemm_fn)(int64_t n, const void *w, size_t w_stride, int64_t nrows,
                                 const void *x, size_t x_stride, int nx, float *y, size_t y_stride);
 
+/* Rows of one group of a packed weight layout (kernels_pack). */
+#define KERNELS_PACK_ROWS 16
+
+/* y[j * y_stride + r] = dot(weight row r, activation row j) for
+ * r < 16 * ngroups and j < nx (1 <= nx <= KERNELS_GEMM_NX), where wp holds
+ * ngroups consecutive groups of KERNELS_PACK_ROWS rows as kernels_pack
+ * lays them out (kernels_pack_group_bytes apart) and the activation rows
+ * are as for kernels_dot_fn. One (row, token) value does not depend on
+ * ngroups, nx or the group's place in the call. */
+typedef void (*kernels_packed_fn)(int64_t n, const void *wp, int64_t ngroups, const void *x,
+                                  size_t x_stride, int nx, float *y, size_t y_stride);
+
 /* Quantizes n floats (a multiple of the block size: 32 or QK_K) into
  * n/32 kernels_q8 or n/QK_K kernels_q8k blocks. */
 typedef void (*kernels_quant_fn)(const float *x, void *y, int64_t n);
@@ -144,6 +156,7 @@ typedef struct loft_kernels {
     kernels_dot_fn dot[LOFT_TYPE_COUNT]; /* NULL: type has no dot product */
     kernels_dot2_fn dot2[LOFT_TYPE_COUNT]; /* NULL: use dot row by row */
     kernels_gemm_fn gemm[LOFT_TYPE_COUNT]; /* NULL: use dot2 / dot */
+    kernels_packed_fn packed[LOFT_TYPE_COUNT]; /* NULL: no packed layout for the type */
     kernels_attn_fn attn_group;
     kernels_glu_fn swiglu; /* act = silu: x / (1 + e^-x) */
     kernels_glu_fn geglu;  /* act = gelu, tanh form: x / 2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
@@ -171,14 +184,40 @@ void kernels_quantize_x(const loft_kernels *kt, uint32_t t, const float *x, int6
                         void *xq);
 
 /* A weight matrix: n_out rows of n_in values of type `type`, row_bytes
- * apart (a view; kernels never copy weights). */
+ * apart (a view; kernels never copy weights). packed, when not NULL, is
+ * kernels_pack's copy of its first n_out / KERNELS_PACK_ROWS groups of
+ * rows, made for this kernel set; the matrix product then reads those rows
+ * from it and only the rows past the last full group from data. */
 typedef struct kernels_weight {
     const void *data;
     uint32_t type;
     int64_t n_in;
     int64_t n_out;
     size_t row_bytes;
+    const void *packed;
 } kernels_weight;
+
+/* Bytes of one packed group of KERNELS_PACK_ROWS rows of n_in values of
+ * type t; 0 when t has no packed layout, n_in does not fit its block size
+ * or the size overflows. */
+size_t kernels_pack_group_bytes(uint32_t t, int64_t n_in);
+
+/* Bytes kernels_pack writes for an (n_out, n_in) matrix of type t, for use
+ * with table kt: n_out / KERNELS_PACK_ROWS groups. 0 when kt has no packed
+ * kernel for t, n_out < KERNELS_PACK_ROWS, or the size overflows size_t. */
+size_t kernels_pack_size(const loft_kernels *kt, uint32_t t, int64_t n_in, int64_t n_out);
+
+/* Copies the full groups of rows of w (row_bytes apart, GGUF layout) into
+ * dst (kernels_pack_size bytes, 64-byte aligned for aligned loads) in the
+ * packed layout of type t, group after group. Q4_0: a group is one run of
+ * pairs of blocks, 576 bytes a pair (the last pair of an odd block count
+ * holds one block): a 64-byte line of F16 scales (block 2p's 16 rows, then
+ * block 2p+1's), then per block 256 bytes of nibbles: 4 runs of 64 bytes,
+ * run c holding bytes 4c..4c+3 of each row's 16 nibble bytes, row by row.
+ * One sequential stream: a separate stream of scales a few KiB away measured
+ * 1.5x slower from DRAM. */
+void kernels_pack(uint32_t t, const void *w, size_t row_bytes, int64_t n_in, int64_t n_out,
+                  void *dst);
 
 /* y: (T, w.n_out) = xq: (T, w.n_in) times w transposed, where xq holds T
  * activation rows made by kernels_quantize_x for w.type, x_row_bytes
@@ -237,7 +276,11 @@ void kernels_glu(const loft_kernels *kt, threadpool *pool, int kind, float *out,
 void kernels_fill_ref(loft_kernels *kt);
 #if defined(__x86_64__) || defined(__i386__)
 void kernels_fill_avx2(loft_kernels *kt);
+/* The avx2 set's products over packed layouts (avx2_packed.c). */
+void kernels_fill_avx2_packed(loft_kernels *kt);
 void kernels_fill_avx512(loft_kernels *kt);
+/* The avx512 set's products over packed layouts (avx512_packed.c). */
+void kernels_fill_avx512_packed(loft_kernels *kt);
 #endif
 #if defined(__aarch64__)
 void kernels_fill_neon(loft_kernels *kt);

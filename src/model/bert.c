@@ -113,7 +113,7 @@ static loft_code bert_lin(const bert_model *m, const char *name, int64_t n_in, i
     if (!m->kt->dot[t->type] || kernels_x_row_size(t->type, n_in) == 0)
         return loft_fail(st, LOFT_ERR_UNSUPPORTED, "%s: tensor %s: type %s has no dot product",
                          m->g->path, key, loft_type_get(t->type)->name);
-    l->w = (kernels_weight){t->data, t->type, n_in, n_out, loft_type_row_size(t->type, n_in)};
+    l->w = (kernels_weight){t->data, t->type, n_in, n_out, loft_type_row_size(t->type, n_in), NULL};
     snprintf(key, sizeof key, "%s.bias", name);
     return bert_vec(m->g, key, n_out, &l->b, st);
 }

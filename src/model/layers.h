@@ -23,6 +23,7 @@ typedef struct model_weight {
     int64_t n_in;
     int64_t n_out;
     size_t row_bytes;
+    const void *packed; /* kernels_pack's copy for the model's kernel set, or NULL */
 } model_weight;
 
 /* Rope settings of one layer. freq_factors (n_rot/2 floats, or NULL)

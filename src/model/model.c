@@ -409,6 +409,7 @@ loft_code model_load(loft_model **out, const char *path, loft_status *st)
         (c = model_validate_tensors(m, st)) || (c = model_scratch_init(m, st)) ||
         (c = model_set_threads(m, 0, st)))
         goto fail;
+    model_pack_weights(m);
     *out = m;
     return LOFT_OK;
 fail:
@@ -424,6 +425,7 @@ void model_free(loft_model *m)
     free(m->rows);
     free(m->layers);
     free(m->layer_swa);
+    free(m->packed);
     gguf_close(m->gguf);
     free(m);
 }
@@ -462,7 +464,7 @@ int model_get_threads(const loft_model *m)
 void model_matmul(loft_model *m, float *y, const float *x, const model_weight *w, int32_t T)
 {
     const size_t rs = kernels_x_row_size(w->type, w->n_in);
-    const kernels_weight kw = {w->data, w->type, w->n_in, w->n_out, w->row_bytes};
+    const kernels_weight kw = {w->data, w->type, w->n_in, w->n_out, w->row_bytes, w->packed};
     if (m->f32_act || rs == 0 || !m->kt->dot[w->type]) {
         kernels_matmul_f32(m->kt, m->pool, y, x, T, &kw, m->rows);
         return;

@@ -68,6 +68,7 @@ struct loft_model {
     const loft_kernels *kt; /* kernel set, chosen at load (kernels_get) */
     bool f32_act;           /* matmuls take F32 activations (model_set_f32_activations) */
     float *rows;            /* (threads, widest) dequantized weight rows for f32_act */
+    void *packed;           /* the packed copies of weights (model_pack_weights), or NULL */
     int64_t widest;         /* widest matmul input */
     model_forward_fn forward;
     model_adapter_fn adapter; /* optional LoRA hook (model_set_adapter) */
@@ -116,6 +117,12 @@ void model_attention(loft_model *m, kv_cache *kv, int32_t il, int32_t T, int32_t
 /* y: (T, w.n_out) = x: (T, w.n_in) times w transposed, on the model's
  * thread pool with its kernel set (activations converted to the weight
  * type's 8-bit format first, as llama.cpp does). T <= MODEL_CHUNK. */
+/* Called once at the end of model_load, with m->kt set: gives each weight
+ * matrix of a type m->kt has a packed kernel for its packed copy (in
+ * m->packed, freed by model_free) and drops the mapped pages it replaces
+ * from the resident set. Leaves the model as it was when memory is short. */
+void model_pack_weights(loft_model *m);
+
 void model_matmul(loft_model *m, float *y, const float *x, const model_weight *w, int32_t T);
 
 /* x: (n) += y: (n). */

@@ -101,7 +101,7 @@ static void proj_forward(trainer *tr, float *y, const float *x, const model_weig
     if (tr->cfg.exact_matmul || w->type == LOFT_TYPE_F32) {
         fgemm_w_forward(tr->pool, y, x, T, w, tr->wscratch);
     } else {
-        const kernels_weight kw = {w->data, w->type, w->n_in, w->n_out, w->row_bytes};
+        const kernels_weight kw = {w->data, w->type, w->n_in, w->n_out, w->row_bytes, NULL};
         loft_status st;
         /* The type and the scratch were checked at trainer_init. */
         (void)kernels_matmul(tr->kt, tr->pool, y, x, T, &kw, tr->xq, tr->xq_bytes, &st);
@@ -141,7 +141,7 @@ static void fwdq_worker(void *p, int ith, int nth)
         if (r0 >= r1) continue;
         const int64_t nr = r1 - r0;
         const kernels_weight kw = {(const uint8_t *)w->data + (size_t)r0 * w->row_bytes, w->type,
-                                   w->n_in, nr, w->row_bytes};
+                                   w->n_in, nr, w->row_bytes, NULL};
         kernels_matmul_xq(j->kt, NULL, tmp, j->xq, j->x_row_bytes, j->T, &kw);
         for (int64_t t = 0; t < j->T; t++)
             memcpy(j->ys[i] + t * w->n_out + r0, tmp + t * nr, (size_t)nr * sizeof(float));

@@ -162,8 +162,8 @@ static void check_weight_type(uint32_t t, int64_t n_in, int64_t n_out, int64_t T
         CHECK(loft_quantize_row(t, wf + r * n_in, wq + (size_t)r * rb, n_in));
         CHECK(loft_dequantize_row(t, wq + (size_t)r * rb, deq + r * n_in, n_in));
     }
-    const model_weight wq_w = {wq, t, n_in, n_out, rb};
-    const model_weight wf_w = {deq, LOFT_TYPE_F32, n_in, n_out, (size_t)n_in * 4};
+    const model_weight wq_w = {wq, t, n_in, n_out, rb, NULL};
+    const model_weight wf_w = {deq, LOFT_TYPE_F32, n_in, n_out, (size_t)n_in * 4, NULL};
     /* forward: threads, reference and the F32 copy */
     fgemm_w_forward(NULL, y1, x, T, &wq_w, scratch);
     fgemm_w_forward(pool, y3, x, T, &wq_w, scratch);
@@ -247,7 +247,7 @@ static void test_weight_backward_multi(void)
                 row[k] = frand();
             ok = loft_quantize_row(types[i], row, q[i] + (size_t)r * rb, NIN);
         }
-        w[i] = (model_weight){q[i], types[i], NIN, n_out[i], rb};
+        w[i] = (model_weight){q[i], types[i], NIN, n_out[i], rb, NULL};
         ws[i] = &w[i];
         dys[i] = dy[i];
     }

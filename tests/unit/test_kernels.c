@@ -104,7 +104,7 @@ static loft_code run_matmul(const loft_kernels *kt, const problem *p, int n_thre
     const size_t rs = kernels_x_row_size(p->type, p->K);
     void *scratch = malloc(rs * (size_t)p->T);
     for (int64_t i = 0; i < p->T * p->N; i++) y[i] = NAN;
-    const kernels_weight w = {p->w, p->type, p->K, p->N, p->row_bytes};
+    const kernels_weight w = {p->w, p->type, p->K, p->N, p->row_bytes, NULL};
     loft_code c = scratch ? kernels_matmul(kt, pool, y, p->x, p->T, &w, scratch, rs * (size_t)p->T, &st)
                           : LOFT_ERR_NOMEM;
     free(scratch);
@@ -222,7 +222,7 @@ static bool f32_path_vs_truth(uint32_t type, int64_t K, int64_t N, int64_t T, ui
     ok = ok && y1 && y2 && rows && threadpool_init(&pool, 2, &st) == LOFT_OK;
     if (!ok) test_record_failure(__FILE__, __LINE__, "setup failed");
     const char *sets[] = {"ref", "avx2", "avx512", "neon"};
-    const kernels_weight w = {p.w, p.type, p.K, p.N, p.row_bytes};
+    const kernels_weight w = {p.w, p.type, p.K, p.N, p.row_bytes, NULL};
     for (size_t si = 0; ok && si < 4; si++) {
         const loft_kernels *kt = kernels_get_isa(sets[si]);
         if (!kt) continue;
@@ -521,10 +521,10 @@ static void test_matmul_errors(void)
     float x[64] = {0}, y[4];
     char scratch[64];
     const uint8_t w[64] = {0};
-    const kernels_weight wi8 = {w, LOFT_TYPE_I8, 64, 1, 64};
+    const kernels_weight wi8 = {w, LOFT_TYPE_I8, 64, 1, 64, NULL};
     CHECK(kernels_matmul(kernels_get(), NULL, y, x, 1, &wi8, scratch, sizeof scratch, &st) ==
           LOFT_ERR_UNSUPPORTED);
-    const kernels_weight wq = {w, LOFT_TYPE_Q8_0, 64, 1, 68};
+    const kernels_weight wq = {w, LOFT_TYPE_Q8_0, 64, 1, 68, NULL};
     CHECK(kernels_x_row_size(LOFT_TYPE_Q8_0, 64) == 2 * sizeof(kernels_q8));
     CHECK(kernels_matmul(kernels_get(), NULL, y, x, 1, &wq, scratch, 10, &st) == LOFT_ERR_ARG);
     CHECK(kernels_x_row_size(LOFT_TYPE_Q4_K, 100) == 0);
