@@ -128,7 +128,9 @@ loft_code memfit_estimate_train(const gguf_file *g, const memfit_train_config *c
      * output row per module kind, and the attention probabilities. */
     uint64_t per_layer = mul_sat(T, 4 * C + 2 + 2 * qd + kd + vd + 3 * F + 7 * r);
     per_layer = add_sat(per_layer, mul_sat(mul_sat(H, T), T));
-    uint64_t floats = mul_sat(per_layer, L);
+    uint64_t floats = cfg->checkpoint_activations
+                          ? add_sat(per_layer, mul_sat(mul_sat(T, C), L))
+                          : mul_sat(per_layer, L);
     /* Final norm, logits and the backward scratch of one layer. */
     floats = add_sat(floats, mul_sat(T, 4 * C + 1 + r));
     floats = add_sat(floats, mul_sat(T, V));

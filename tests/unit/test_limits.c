@@ -227,7 +227,7 @@ static void test_finetune_estimate_vs_rss(void)
     gguf_file *g = NULL;
     loft_status st;
     CHECK(gguf_open(&g, smol(), &st) == LOFT_OK);
-    memfit_train_config tc = {256, 8, 0xf, 2};
+    memfit_train_config tc = {256, 8, 0xf, 2, false};
     memfit_estimate est;
     loft_code c = memfit_estimate_train(g, &tc, &est, &st);
     gguf_close(g);
@@ -236,6 +236,36 @@ static void test_finetune_estimate_vs_rss(void)
     printf("  finetune -c 256 r 8: peak RSS %.1f MiB, estimate %.1f MiB\n", rss / 1048576.0,
            need / 1048576.0);
     CHECKF(rss <= need && rss >= 0.4 * need, "RSS %.0f vs estimate %.0f", rss, need);
+
+    /* With --checkpoint-activations the estimate drops (one block's
+     * activations instead of all of them), and --mem-limit follows it: a
+     * limit between the two estimates refuses the normal run and lets the
+     * checkpointed one train. */
+    CHECK(gguf_open(&g, smol(), &st) == LOFT_OK);
+    tc.checkpoint_activations = true;
+    memfit_estimate est_ck;
+    c = memfit_estimate_train(g, &tc, &est_ck, &st);
+    gguf_close(g);
+    CHECKF(c == LOFT_OK, "%s", st.msg);
+    printf("  finetune -c 256 r 8 --checkpoint-activations: estimate %.1f MiB\n",
+           (double)est_ck.total / 1048576.0);
+    CHECK(est_ck.total < est.total);
+    const unsigned long long mid_mib =
+        (unsigned long long)((est_ck.total + est.total) / 2 / 1048576u);
+    CHECK((uint64_t)mid_mib * 1048576u > est_ck.total && (uint64_t)mid_mib * 1048576u < est.total);
+    char args[1024];
+    snprintf(args, sizeof args,
+             "finetune -m %s -f %s -c 256 -t 2 --lora-rank 8 --lora-modules attn_q,attn_k,attn_v,attn_o "
+             "--max-steps 1 --checkpoint-save-dir %s -o %s --mem-limit %lluM",
+             smol(), data, ck, out, mid_mib);
+    expect_refusal(args, 1, 1, "does not fit in memory");
+    char cmd2[2048];
+    snprintf(cmd2, sizeof cmd2, "%s %s --checkpoint-activations >/dev/null 2>&1 </dev/null",
+             test_loft_bin(), args);
+    char *ignored = NULL;
+    const int rc2 = test_run(cmd2, &ignored);
+    free(ignored);
+    CHECKF(rc2 == 0, "checkpointed run under --mem-limit %lluM: status %d", mid_mib, rc2);
     unlink(data);
     unlink(out);
     char cmd[256];

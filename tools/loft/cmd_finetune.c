@@ -302,7 +302,7 @@ int cmd_finetune(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     if (model_load(&m, model_path, &st) != LOFT_OK) goto fail;
-    memfit_train_config tc = {o.n_ctx, o.rank, o.modules, o.n_threads};
+    memfit_train_config tc = {o.n_ctx, o.rank, o.modules, o.n_threads, o.checkpoint_activations};
     if (session_check_train_fit("finetune", model_gguf(m), &tc, mem_limit)) {
         rc = 1;
         goto done;
