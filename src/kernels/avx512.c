@@ -100,7 +100,9 @@ static void k5_dot_bf16(int64_t n, const void *w, const void *x, size_t xs, int 
 #define K5_KC 32                     /* 32-value blocks per activation chunk */
 #define K5_G 4                       /* groups of 16 tokens the 32-block tiles take per row pass */
 #define K5_FG (KERNELS_GEMM_NX / 16) /* the same for float weights: all of a call */
-#define K5_FKC 256                   /* floats per activation chunk */
+#ifndef K5_FKC
+#define K5_FKC 384 /* floats per activation chunk at most */
+#endif
 #define K5_R 4                       /* weight rows per integer tile */
 #define K5_FR 8                      /* weight rows per float tile */
 
@@ -542,8 +544,13 @@ static inline __attribute__((always_inline)) void k5_gemm_float(int64_t n, const
     _Alignas(64) __m512 xt[K5_FG][K5_FKC];
     _Alignas(64) float wt[K5_FR * K5_FKC];
     const int G = (nx + 15) / 16;
-    for (int64_t k0 = 0; k0 < n; k0 += K5_FKC) {
-        const int64_t kc = n - k0 < K5_FKC ? n - k0 : K5_FKC;
+    /* chunks of equal length (a multiple of 16 but for the last): a short
+     * last chunk would pay the per-chunk costs (the transpose, the adds
+     * into y) for few multiply-adds */
+    const int64_t n_chunks = (n + K5_FKC - 1) / K5_FKC;
+    const int64_t step = ((n + n_chunks - 1) / n_chunks + 15) / 16 * 16;
+    for (int64_t k0 = 0; k0 < n; k0 += step) {
+        const int64_t kc = n - k0 < step ? n - k0 : step;
         const int add = k0 > 0;
         /* transpose: 16 tokens x kc values -> kc vectors of 16 tokens */
         for (int g = 0; g < G; g++) {
