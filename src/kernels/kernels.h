@@ -144,6 +144,10 @@ typedef struct loft_kernels {
     kernels_dot_fn dot[LOFT_TYPE_COUNT]; /* NULL: type has no dot product */
     kernels_dot2_fn dot2[LOFT_TYPE_COUNT]; /* NULL: use dot row by row */
     kernels_gemm_fn gemm[LOFT_TYPE_COUNT]; /* NULL: use dot2 / dot */
+    /* The gemm signature for one token (nx == 1, decoding): all rows of a
+     * thread's range in one call, each row's value as dot[type] gives it.
+     * Optional: NULL: dot row by row. */
+    kernels_gemm_fn gemv[LOFT_TYPE_COUNT];
     kernels_attn_fn attn_group;
     kernels_glu_fn swiglu; /* act = silu: x / (1 + e^-x) */
     kernels_glu_fn geglu;  /* act = gelu, tanh form: x / 2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
