@@ -575,6 +575,26 @@ AG_512_TARGET static void attn_avx512(float *out, const float *q, int ng, const 
         pv_ggml_v(mode, ng, out + d0, (size_t)hdv, scores, (size_t)n_cells, (const uint16_t *)V,
                   v_stride, first, last, d0, hdv - d0 < V_TILE ? hdv - d0 : V_TILE);
 }
+
+/* kernels_silu_mul_ggml, 16 values at a time; the same operations per
+ * value (an exactly rounded divide, add and multiply, the vector e^x that
+ * expf_ggml_v matches bit for bit with the scalar body). */
+AG_512_TARGET static void silu_mul_avx512(float *out, const float *gate, const float *up, int64_t n)
+{
+    const __m512 one = _mm512_set1_ps(1.0f);
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES) {
+        const __m512 g = _mm512_loadu_ps(gate + i);
+        const __m512 neg = /* -g exactly: the sign bit flipped */
+            _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(g), _mm512_set1_epi32(INT32_MIN)));
+        const __m512 e = expf_ggml_v(neg);
+        const __m512 v = _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(one, e)),
+                                       _mm512_loadu_ps(up + i));
+        _mm512_storeu_ps(out + i, v);
+    }
+    for (; i < n; i++)
+        out[i] = (gate[i] / (1.0f + expf_ggml_body(-gate[i]))) * up[i];
+}
 #else
 #define AG_HAVE_AVX512 0
 #endif
@@ -609,6 +629,19 @@ float kernels_expf_ggml(float x)
     if (have_fma) return expf_fma(x);
 #endif
     return expf_ggml_body(x);
+}
+
+void kernels_silu_mul_ggml(float *out, const float *gate, const float *up, int64_t n)
+{
+    pthread_once(&attn_once, attn_init);
+#if AG_HAVE_AVX512
+    if (have_avx512) {
+        silu_mul_avx512(out, gate, up, n);
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < n; i++)
+        out[i] = (gate[i] / (1.0f + kernels_expf_ggml(-gate[i]))) * up[i];
 }
 
 void kernels_attn_group_ggml(float *out, const float *q, int ng, const void *K, size_t k_stride,

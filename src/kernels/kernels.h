@@ -110,6 +110,11 @@ enum {
  * within about 1.5 ulp of e^x; 0 below about -88, infinity above 88). */
 float kernels_expf_ggml(float x);
 
+/* out[i] = (gate[i] / (1 + kernels_expf_ggml(-gate[i]))) * up[i] for
+ * i < n, each value rounded exactly as that scalar expression rounds it
+ * (vectorized where the avx512 set is in use); out may alias gate or up. */
+void kernels_silu_mul_ggml(float *out, const float *gate, const float *up, int64_t n);
+
 /* ggml's attention (no flash attention) over an F16 cache, with the same
  * arguments as kernels_attn_fn: each query element rounded to F16; q.k
  * summed in ggml's order (GGML_DECODE: its F16 dot product, four 16-lane
