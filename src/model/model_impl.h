@@ -115,7 +115,8 @@ void model_attention(loft_model *m, kv_cache *kv, int32_t il, int32_t T, int32_t
 
 /* y: (T, w.n_out) = x: (T, w.n_in) times w transposed, on the model's
  * thread pool with its kernel set (activations converted to the weight
- * type's 8-bit format first, as llama.cpp does). T <= MODEL_CHUNK. */
+ * type's 8-bit format first, as llama.cpp does; float-weight types read
+ * x in place). T <= MODEL_CHUNK; y and x do not overlap. */
 void model_matmul(loft_model *m, float *y, const float *x, const model_weight *w, int32_t T);
 
 /* x: (n) += y: (n). */
