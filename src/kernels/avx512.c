@@ -577,6 +577,52 @@ k5_row_to_f32(float *dst, const void *w, int64_t k0, int64_t kc, const int kind)
     }
 }
 
+/* out[c] = column c of the 16 x 16 block whose rows are r[0..16). */
+static inline __attribute__((always_inline)) void k5_transpose16(const __m512 r[16],
+                                                                 __m512 out[16])
+{
+    __m512 t[16], u[16];
+    for (int i = 0; i < 16; i += 2) { /* per 128-bit lane: r_i, r_i+1 interleaved */
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) { /* u[i + e], lane L: column 4L + e of rows i..i+3 */
+        u[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+        u[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int e = 0; e < 4; e++) {
+        const __m512 v0 = _mm512_shuffle_f32x4(u[e], u[4 + e], 0x88);
+        const __m512 v1 = _mm512_shuffle_f32x4(u[e], u[4 + e], 0xDD);
+        const __m512 w0 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0x88);
+        const __m512 w1 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0xDD);
+        out[e] = _mm512_shuffle_f32x4(v0, w0, 0x88);
+        out[8 + e] = _mm512_shuffle_f32x4(v0, w0, 0xDD);
+        out[4 + e] = _mm512_shuffle_f32x4(v1, w1, 0x88);
+        out[12 + e] = _mm512_shuffle_f32x4(v1, w1, 0xDD);
+    }
+}
+
+/* col[k] (k < kc) = values k0 + k of the nt (<= 16) float rows at x, xs
+ * bytes apart, one token per lane; lanes past nt are 0. */
+static inline __attribute__((always_inline)) void
+k5_transpose_chunk(__m512 *col, const void *x, size_t xs, int nt, int64_t k0, int64_t kc)
+{
+    for (int64_t k = 0; k < kc; k += 16) {
+        const int64_t left = kc - k;
+        const __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        __m512 r[16], c[16];
+        for (int j = 0; j < 16; j++)
+            r[j] = j < nt ? _mm512_maskz_loadu_ps(
+                                m, (const float *)((const char *)x + (size_t)j * xs) + k0 + k)
+                          : _mm512_setzero_ps();
+        k5_transpose16(r, c);
+        for (int i = 0; i < 16 && i < left; i++)
+            _mm512_store_ps((float *)(col + k + i), c[i]);
+    }
+}
+
 static inline __attribute__((always_inline)) void k5_gemm_float(int64_t n, const void *w, size_t ws,
                                                                 int64_t nrows, const void *x,
                                                                 size_t xs, int nx, float *y,
@@ -593,16 +639,11 @@ static inline __attribute__((always_inline)) void k5_gemm_float(int64_t n, const
     for (int64_t k0 = 0; k0 < n; k0 += step) {
         const int64_t kc = n - k0 < step ? n - k0 : step;
         const int add = k0 > 0;
-        /* transpose: 16 tokens x kc values -> kc vectors of 16 tokens */
-        for (int g = 0; g < G; g++) {
-            float *col = (float *)xt[g];
-            memset(col, 0, (size_t)kc * sizeof(__m512));
-            for (int j = 0; j < K5_GX(nx, g); j++) {
-                const float *xr = (const float *)((const char *)x + (size_t)(16 * g + j) * xs) + k0;
-                for (int64_t k = 0; k < kc; k++)
-                    col[16 * k + j] = xr[k];
-            }
-        }
+        /* transpose: 16 tokens x kc values -> kc vectors of 16 tokens
+         * (tokens past nx are zeros) */
+        for (int g = 0; g < G; g++)
+            k5_transpose_chunk(xt[g], (const char *)x + (size_t)(16 * g) * xs, xs, K5_GX(nx, g),
+                               k0, kc);
         int64_t r = 0;
         for (; r < nrows; r += K5_FR) {
             const int rr = nrows - r < K5_FR ? (int)(nrows - r) : K5_FR;
