@@ -337,23 +337,46 @@ AG_512_INLINE float qk_ggml_v(int mode, int32_t hd, const float *qh, const uint1
 }
 
 /* The vector whose reduce16 is qk_ggml, when no leftover is added in
- * double (BATCH with hd % 16 == 0, or hd % 64 == 0). */
-AG_512_INLINE __m512 qk_vec_v(int mode, int32_t hd, const float *qh, const uint16_t *k)
+ * double (BATCH with hd % 16 == 0, or hd % 64 == 0), for a key row
+ * already converted to floats (exact: every half is a float). */
+AG_512_INLINE __m512 qk_vec_v(int mode, int32_t hd, const float *qh, const float *k)
 {
     if (mode == KERNELS_ATTN_GGML_BATCH && hd % LANES == 0) {
         __m512 acc = _mm512_setzero_ps();
         for (int32_t l = 0; l < hd; l += LANES)
-            acc = _mm512_fmadd_ps(load_h16(k + l, LANES), _mm512_loadu_ps(qh + l), acc);
+            acc = _mm512_fmadd_ps(_mm512_loadu_ps(k + l), _mm512_loadu_ps(qh + l), acc);
         return acc;
     }
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     for (int32_t i = 0; i < hd; i += 4 * LANES) {
-        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(qh + i), load_h16(k + i, LANES), a0);
-        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(qh + i + 16), load_h16(k + i + 16, LANES), a1);
-        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(qh + i + 32), load_h16(k + i + 32, LANES), a2);
-        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(qh + i + 48), load_h16(k + i + 48, LANES), a3);
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(qh + i), _mm512_loadu_ps(k + i), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(qh + i + 16), _mm512_loadu_ps(k + i + 16), a1);
+        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(qh + i + 32), _mm512_loadu_ps(k + i + 32), a2);
+        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(qh + i + 48), _mm512_loadu_ps(k + i + 48), a3);
     }
     return _mm512_add_ps(_mm512_add_ps(a0, a2), _mm512_add_ps(a1, a3));
+}
+
+/* qk_vec_v for four key rows k[0..4) at once: four independent chains of
+ * multiply-adds instead of one, each the same sum as qk_vec_v's. */
+AG_512_INLINE void qk_vec4_v(int mode, int32_t hd, const float *qh, const float *k, size_t ks,
+                             __m512 out[4])
+{
+    if (mode == KERNELS_ATTN_GGML_BATCH && hd % LANES == 0) {
+        __m512 a[4];
+        for (int c = 0; c < 4; c++)
+            a[c] = _mm512_setzero_ps();
+        for (int32_t l = 0; l < hd; l += LANES) {
+            const __m512 q = _mm512_loadu_ps(qh + l);
+            for (int c = 0; c < 4; c++)
+                a[c] = _mm512_fmadd_ps(_mm512_load_ps(k + (size_t)c * ks + (size_t)l), q, a[c]);
+        }
+        for (int c = 0; c < 4; c++)
+            out[c] = a[c];
+        return;
+    }
+    for (int c = 0; c < 4; c++)
+        out[c] = qk_vec_v(mode, hd, qh, k + (size_t)c * ks);
 }
 
 /* reduce16 of 16 vectors at once, each add the one reduce16 does, by
@@ -379,60 +402,90 @@ AG_512_INLINE void reduce16x16_v(const __m512 v[LANES], float out[LANES])
     _mm512_storeu_ps(out, _mm512_permutexvar_ps(idx, r));
 }
 
-/* pv_ggml over vectors of value dimensions: the accumulator of lane l (and
- * accumulator a) is summed over its own cells in increasing order, held in
- * registers, 64 dimensions (4 vectors, the last ones masked) at a time. */
-AG_512_INLINE void pv_ggml_v(int mode, float *out, const float *pr, const uint16_t *V,
-                             size_t v_stride, int32_t first, int32_t last, int32_t d0, int32_t nd)
+/* The sums of accumulator a, lane l of NG heads over cells p0, p0 + step,
+ * .. <= last, into acc[h][a][l]: each value row converted once for all
+ * heads; dimensions whose mask bit is clear sum zeros and are not read. */
+AG_512_INLINE void pv_cells_v(float (*acc)[4][LANES][V_TILE], int a, int l, const int NG,
+                              const float *pr, size_t pr_stride, const uint16_t *V,
+                              size_t v_stride, int32_t p0, int32_t last, int32_t step, int32_t d0,
+                              const __mmask16 mk[4])
+{
+    __m512 s[KERNELS_MAX_NX][4];
+    for (int h = 0; h < NG; h++)
+        for (int j = 0; j < 4; j++)
+            s[h][j] = _mm512_setzero_ps();
+    for (int32_t p = p0; p <= last; p += step) {
+        const uint16_t *vp = V + (size_t)p * v_stride + (size_t)d0;
+        __m512 v[4];
+        for (int j = 0; j < 4; j++)
+            v[j] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk[j], vp + j * LANES));
+        for (int h = 0; h < NG; h++) {
+            const __m512 w = _mm512_set1_ps(pr[(size_t)h * pr_stride + (size_t)p]);
+            for (int j = 0; j < 4; j++)
+                s[h][j] = _mm512_fmadd_ps(w, v[j], s[h][j]);
+        }
+    }
+    for (int h = 0; h < NG; h++)
+        for (int j = 0; j < 4; j++)
+            _mm512_store_ps(acc[h][a][l] + j * LANES, s[h][j]);
+}
+
+/* pv_ggml over vectors of value dimensions, for the ng heads of a group
+ * at once (each value row is converted once for all of them): head h's
+ * probabilities at pr + h * pr_stride, its output at out + h * out_stride.
+ * The accumulator of lane l (and accumulator a) of each head is summed over
+ * its own cells in increasing order, held in registers, 64 dimensions (4
+ * vectors, the last ones masked) at a time. */
+AG_512_INLINE void pv_ggml_v(int mode, int ng, float *out, size_t out_stride, const float *pr,
+                             size_t pr_stride, const uint16_t *V, size_t v_stride, int32_t first,
+                             int32_t last, int32_t d0, int32_t nd)
 {
     const int n_acc = mode == KERNELS_ATTN_GGML_BATCH ? 1 : 4;
     const int32_t step = LANES * n_acc;
-    float acc[4][LANES][V_TILE];
+    _Alignas(64) float acc[KERNELS_MAX_NX][4][LANES][V_TILE];
     int nv[4];
     for (int j = 0; j < 4; j++) {
         const int32_t left = nd - j * LANES;
         nv[j] = left <= 0 ? 0 : left >= LANES ? LANES : (int)left;
     }
+    __mmask16 mk[4];
+    for (int j = 0; j < 4; j++)
+        mk[j] = (__mmask16)(nv[j] >= 16 ? 0xffffu : (1u << nv[j]) - 1u);
     const int32_t base = first / step * step;
     for (int a = 0; a < n_acc; a++)
         for (int l = 0; l < LANES; l++) {
-            __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-            int32_t p = base + a * LANES + l;
-            if (p < first) p += step;
-            for (; p <= last; p += step) {
-                const uint16_t *vp = V + (size_t)p * v_stride + (size_t)d0;
-                const __m512 w = _mm512_set1_ps(pr[p]);
-                s0 = _mm512_fmadd_ps(w, load_h16(vp, nv[0]), s0);
-                if (nv[1]) s1 = _mm512_fmadd_ps(w, load_h16(vp + 16, nv[1]), s1);
-                if (nv[2]) s2 = _mm512_fmadd_ps(w, load_h16(vp + 32, nv[2]), s2);
-                if (nv[3]) s3 = _mm512_fmadd_ps(w, load_h16(vp + 48, nv[3]), s3);
+            int32_t p0 = base + a * LANES + l;
+            if (p0 < first) p0 += step;
+            switch (ng) { /* a constant head count keeps the sums in registers */
+            case 1: pv_cells_v(acc, a, l, 1, pr, pr_stride, V, v_stride, p0, last, step, d0, mk); break;
+            case 2: pv_cells_v(acc, a, l, 2, pr, pr_stride, V, v_stride, p0, last, step, d0, mk); break;
+            case 3: pv_cells_v(acc, a, l, 3, pr, pr_stride, V, v_stride, p0, last, step, d0, mk); break;
+            default: pv_cells_v(acc, a, l, 4, pr, pr_stride, V, v_stride, p0, last, step, d0, mk); break;
             }
-            _mm512_storeu_ps(acc[a][l], s0);
-            _mm512_storeu_ps(acc[a][l] + 16, s1);
-            _mm512_storeu_ps(acc[a][l] + 32, s2);
-            _mm512_storeu_ps(acc[a][l] + 48, s3);
         }
-    for (int j = 0; j < 4 && nv[j]; j++) {
-        __m512 lane[LANES];
-        for (int l = 0; l < LANES; l++) {
-            __m512 v = _mm512_loadu_ps(acc[0][l] + j * LANES);
-            if (n_acc == 4) {
-                const __m512 a02 = _mm512_add_ps(v, _mm512_loadu_ps(acc[2][l] + j * LANES));
-                const __m512 a13 = _mm512_add_ps(_mm512_loadu_ps(acc[1][l] + j * LANES),
-                                                 _mm512_loadu_ps(acc[3][l] + j * LANES));
-                v = _mm512_add_ps(a02, a13);
+    for (int h = 0; h < ng; h++)
+        for (int j = 0; j < 4 && nv[j]; j++) {
+            __m512 lane[LANES];
+            for (int l = 0; l < LANES; l++) {
+                __m512 v = _mm512_load_ps(acc[h][0][l] + j * LANES);
+                if (n_acc == 4) {
+                    const __m512 a02 = _mm512_add_ps(v, _mm512_load_ps(acc[h][2][l] + j * LANES));
+                    const __m512 a13 = _mm512_add_ps(_mm512_load_ps(acc[h][1][l] + j * LANES),
+                                                     _mm512_load_ps(acc[h][3][l] + j * LANES));
+                    v = _mm512_add_ps(a02, a13);
+                }
+                lane[l] = v;
             }
-            lane[l] = v;
+            __m512 h8[8], h4[4];
+            for (int i = 0; i < 8; i++)
+                h8[i] = _mm512_add_ps(lane[8 + i], lane[i]);
+            for (int i = 0; i < 4; i++)
+                h4[i] = _mm512_add_ps(h8[4 + i], h8[i]);
+            const __m512 o =
+                _mm512_add_ps(_mm512_add_ps(h4[0], h4[2]), _mm512_add_ps(h4[1], h4[3]));
+            const __mmask16 m = (__mmask16)(nv[j] >= 16 ? 0xffffu : (1u << nv[j]) - 1u);
+            _mm512_mask_storeu_ps(out + (size_t)h * out_stride + j * LANES, m, o);
         }
-        __m512 h8[8], h4[4];
-        for (int i = 0; i < 8; i++)
-            h8[i] = _mm512_add_ps(lane[8 + i], lane[i]);
-        for (int i = 0; i < 4; i++)
-            h4[i] = _mm512_add_ps(h8[4 + i], h8[i]);
-        const __m512 o = _mm512_add_ps(_mm512_add_ps(h4[0], h4[2]), _mm512_add_ps(h4[1], h4[3]));
-        const __mmask16 m = (__mmask16)(nv[j] >= 16 ? 0xffffu : (1u << nv[j]) - 1u);
-        _mm512_mask_storeu_ps(out + j * LANES, m, o);
-    }
 }
 
 AG_512_TARGET static void attn_avx512(float *out, const float *q, int ng, const void *K,
@@ -445,6 +498,7 @@ AG_512_TARGET static void attn_avx512(float *out, const float *q, int ng, const 
     const int64_t n_cells = (int64_t)last + 1;
     const int64_t n_pad = (n_cells + LANES - 1) / LANES * LANES;
     float qh[KERNELS_MAX_NX][KERNELS_ATTN_GGML_MAX_HD];
+    _Alignas(64) float kr[LANES * KERNELS_ATTN_GGML_MAX_HD];
     float mx[KERNELS_MAX_NX];
     for (int h = 0; h < ng; h++) {
         const float *qr = q + (size_t)h * (size_t)hd;
@@ -460,13 +514,20 @@ AG_512_TARGET static void attn_avx512(float *out, const float *q, int ng, const 
     int32_t p = first;
     for (; by16 && p <= last; p += LANES) {
         const int nb = last - p + 1 < LANES ? (int)(last - p + 1) : LANES;
+        /* the 16 key rows as floats once for all heads of the group, hd
+         * apart (hd is a multiple of 16 here); rows past last are zeros
+         * (their lanes of the reduction are dropped) */
+        for (int i = 0; i < LANES; i++) {
+            const uint16_t *kp = (const uint16_t *)K + (size_t)(p + i) * k_stride;
+            for (int32_t l = 0; l < hd; l += LANES)
+                _mm512_store_ps(kr + (size_t)i * (size_t)hd + l,
+                                i < nb ? load_h16(kp + l, LANES) : _mm512_setzero_ps());
+        }
         for (int h = 0; h < ng; h++) {
             __m512 acc[LANES];
+            for (int i = 0; i < LANES; i += 4)
+                qk_vec4_v(mode, hd, qh[h], kr + (size_t)i * (size_t)hd, (size_t)hd, acc + i);
             float r[LANES];
-            for (int i = 0; i < LANES; i++)
-                acc[i] = i < nb ? qk_vec_v(mode, hd, qh[h],
-                                           (const uint16_t *)K + (size_t)(p + i) * k_stride)
-                                : _mm512_setzero_ps();
             reduce16x16_v(acc, r);
             float *sh = scores + (size_t)h * (size_t)n_cells + (size_t)p;
             for (int i = 0; i < nb; i++) {
@@ -509,11 +570,30 @@ AG_512_TARGET static void attn_avx512(float *out, const float *q, int ng, const 
             _mm512_storeu_ps(s + c, round_f16_v(_mm512_mul_ps(_mm512_loadu_ps(s + c), vinv)));
         for (; c <= last; c++)
             s[c] = to_f16(s[c] * inv);
-        float *oh = out + (size_t)h * (size_t)hdv;
-        for (int32_t d0 = 0; d0 < hdv; d0 += V_TILE)
-            pv_ggml_v(mode, oh + d0, s, (const uint16_t *)V, v_stride, first, last, d0,
-                      hdv - d0 < V_TILE ? hdv - d0 : V_TILE);
     }
+    for (int32_t d0 = 0; d0 < hdv; d0 += V_TILE)
+        pv_ggml_v(mode, ng, out + d0, (size_t)hdv, scores, (size_t)n_cells, (const uint16_t *)V,
+                  v_stride, first, last, d0, hdv - d0 < V_TILE ? hdv - d0 : V_TILE);
+}
+
+/* kernels_silu_mul_ggml, 16 values at a time; the same operations per
+ * value (an exactly rounded divide, add and multiply, the vector e^x that
+ * expf_ggml_v matches bit for bit with the scalar body). */
+AG_512_TARGET static void silu_mul_avx512(float *out, const float *gate, const float *up, int64_t n)
+{
+    const __m512 one = _mm512_set1_ps(1.0f);
+    int64_t i = 0;
+    for (; i + LANES <= n; i += LANES) {
+        const __m512 g = _mm512_loadu_ps(gate + i);
+        const __m512 neg = /* -g exactly: the sign bit flipped */
+            _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(g), _mm512_set1_epi32(INT32_MIN)));
+        const __m512 e = expf_ggml_v(neg);
+        const __m512 v = _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(one, e)),
+                                       _mm512_loadu_ps(up + i));
+        _mm512_storeu_ps(out + i, v);
+    }
+    for (; i < n; i++)
+        out[i] = (gate[i] / (1.0f + expf_ggml_body(-gate[i]))) * up[i];
 }
 #else
 #define AG_HAVE_AVX512 0
@@ -549,6 +629,19 @@ float kernels_expf_ggml(float x)
     if (have_fma) return expf_fma(x);
 #endif
     return expf_ggml_body(x);
+}
+
+void kernels_silu_mul_ggml(float *out, const float *gate, const float *up, int64_t n)
+{
+    pthread_once(&attn_once, attn_init);
+#if AG_HAVE_AVX512
+    if (have_avx512) {
+        silu_mul_avx512(out, gate, up, n);
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < n; i++)
+        out[i] = (gate[i] / (1.0f + kernels_expf_ggml(-gate[i]))) * up[i];
 }
 
 void kernels_attn_group_ggml(float *out, const float *q, int ng, const void *K, size_t k_stride,

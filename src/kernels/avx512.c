@@ -64,6 +64,41 @@ static inline __attribute__((always_inline)) void k5_dot_float(int64_t n, const 
         out[j] = _mm512_reduce_add_ps(_mm512_add_ps(a0[j], a1[j]));
 }
 
+/* Decoding (one token): y[r] = dot(row r, x) for nrows rows, each exactly
+ * as k5_dot_float with one token sums it. One row after the other, in one
+ * loop: the weights stream from memory in address order (interleaving rows
+ * measured about 3x slower), and no call per row. */
+static inline __attribute__((always_inline)) void k5_gemv_float(int64_t n, const void *w,
+                                                                size_t ws, int64_t nrows,
+                                                                const float *x, float *y,
+                                                                const int kind)
+{
+    const int64_t n32 = n / 32 * 32;
+    for (int64_t r = 0; r < nrows; r++) {
+        const void *wr = (const char *)w + (size_t)r * ws;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+        int64_t i = 0;
+        for (; i < n32; i += 32) {
+            a0 = _mm512_fmadd_ps(k5_load_w16(wr, i, 0xFFFF, kind), _mm512_loadu_ps(x + i), a0);
+            a1 = _mm512_fmadd_ps(k5_load_w16(wr, i + 16, 0xFFFF, kind),
+                                 _mm512_loadu_ps(x + i + 16), a1);
+        }
+        for (; i < n; i += 16) {
+            const __mmask16 m =
+                n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+            a0 = _mm512_fmadd_ps(k5_load_w16(wr, i, m, kind), _mm512_maskz_loadu_ps(m, x + i), a0);
+        }
+        y[r] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+    }
+}
+
+static void k5_gemv_f16(int64_t n, const void *w, size_t ws, int64_t nrows, const void *x,
+                        size_t xs, int nx, float *y, size_t ys)
+{
+    (void)xs, (void)nx, (void)ys;
+    k5_gemv_float(n, w, ws, nrows, x, y, KX_W_F16);
+}
+
 #define K5_F32_BODY(n, w, x, xs, nx, out) k5_dot_float(n, w, x, xs, nx, out, KX_W_F32)
 #define K5_F16_BODY(n, w, x, xs, nx, out) k5_dot_float(n, w, x, xs, nx, out, KX_W_F16)
 #define K5_BF16_BODY(n, w, x, xs, nx, out) k5_dot_float(n, w, x, xs, nx, out, KX_W_BF16)
@@ -100,7 +135,15 @@ static void k5_dot_bf16(int64_t n, const void *w, const void *x, size_t xs, int 
 #define K5_KC 32                     /* 32-value blocks per activation chunk */
 #define K5_G 4                       /* groups of 16 tokens the 32-block tiles take per row pass */
 #define K5_FG (KERNELS_GEMM_NX / 16) /* the same for float weights: all of a call */
-#define K5_FKC 256                   /* floats per activation chunk */
+/* Floats per activation chunk at most. Each chunk pass reads its part of
+ * every weight row, so with short chunks the rows stream from memory in
+ * pieces, which the hardware prefetcher follows badly: with the weights
+ * out of cache, 576-value rows in one chunk ran at 42 GMAC/s against 28
+ * in 2 chunks and 21 in 3. The transposed chunk lives on the stack:
+ * K5_FG * K5_FKC * 64 bytes (384 KiB). */
+#ifndef K5_FKC
+#define K5_FKC 768
+#endif
 #define K5_R 4                       /* weight rows per integer tile */
 #define K5_FR 8                      /* weight rows per float tile */
 
@@ -534,6 +577,52 @@ k5_row_to_f32(float *dst, const void *w, int64_t k0, int64_t kc, const int kind)
     }
 }
 
+/* out[c] = column c of the 16 x 16 block whose rows are r[0..16). */
+static inline __attribute__((always_inline)) void k5_transpose16(const __m512 r[16],
+                                                                 __m512 out[16])
+{
+    __m512 t[16], u[16];
+    for (int i = 0; i < 16; i += 2) { /* per 128-bit lane: r_i, r_i+1 interleaved */
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) { /* u[i + e], lane L: column 4L + e of rows i..i+3 */
+        u[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+        u[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int e = 0; e < 4; e++) {
+        const __m512 v0 = _mm512_shuffle_f32x4(u[e], u[4 + e], 0x88);
+        const __m512 v1 = _mm512_shuffle_f32x4(u[e], u[4 + e], 0xDD);
+        const __m512 w0 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0x88);
+        const __m512 w1 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], 0xDD);
+        out[e] = _mm512_shuffle_f32x4(v0, w0, 0x88);
+        out[8 + e] = _mm512_shuffle_f32x4(v0, w0, 0xDD);
+        out[4 + e] = _mm512_shuffle_f32x4(v1, w1, 0x88);
+        out[12 + e] = _mm512_shuffle_f32x4(v1, w1, 0xDD);
+    }
+}
+
+/* col[k] (k < kc) = values k0 + k of the nt (<= 16) float rows at x, xs
+ * bytes apart, one token per lane; lanes past nt are 0. */
+static inline __attribute__((always_inline)) void
+k5_transpose_chunk(__m512 *col, const void *x, size_t xs, int nt, int64_t k0, int64_t kc)
+{
+    for (int64_t k = 0; k < kc; k += 16) {
+        const int64_t left = kc - k;
+        const __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        __m512 r[16], c[16];
+        for (int j = 0; j < 16; j++)
+            r[j] = j < nt ? _mm512_maskz_loadu_ps(
+                                m, (const float *)((const char *)x + (size_t)j * xs) + k0 + k)
+                          : _mm512_setzero_ps();
+        k5_transpose16(r, c);
+        for (int i = 0; i < 16 && i < left; i++)
+            _mm512_store_ps((float *)(col + k + i), c[i]);
+    }
+}
+
 static inline __attribute__((always_inline)) void k5_gemm_float(int64_t n, const void *w, size_t ws,
                                                                 int64_t nrows, const void *x,
                                                                 size_t xs, int nx, float *y,
@@ -542,19 +631,19 @@ static inline __attribute__((always_inline)) void k5_gemm_float(int64_t n, const
     _Alignas(64) __m512 xt[K5_FG][K5_FKC];
     _Alignas(64) float wt[K5_FR * K5_FKC];
     const int G = (nx + 15) / 16;
-    for (int64_t k0 = 0; k0 < n; k0 += K5_FKC) {
-        const int64_t kc = n - k0 < K5_FKC ? n - k0 : K5_FKC;
+    /* chunks of equal length (a multiple of 16 but for the last): a short
+     * last chunk would pay the per-chunk costs (the transpose, the adds
+     * into y) for few multiply-adds */
+    const int64_t n_chunks = (n + K5_FKC - 1) / K5_FKC;
+    const int64_t step = ((n + n_chunks - 1) / n_chunks + 15) / 16 * 16;
+    for (int64_t k0 = 0; k0 < n; k0 += step) {
+        const int64_t kc = n - k0 < step ? n - k0 : step;
         const int add = k0 > 0;
-        /* transpose: 16 tokens x kc values -> kc vectors of 16 tokens */
-        for (int g = 0; g < G; g++) {
-            float *col = (float *)xt[g];
-            memset(col, 0, (size_t)kc * sizeof(__m512));
-            for (int j = 0; j < K5_GX(nx, g); j++) {
-                const float *xr = (const float *)((const char *)x + (size_t)(16 * g + j) * xs) + k0;
-                for (int64_t k = 0; k < kc; k++)
-                    col[16 * k + j] = xr[k];
-            }
-        }
+        /* transpose: 16 tokens x kc values -> kc vectors of 16 tokens
+         * (tokens past nx are zeros) */
+        for (int g = 0; g < G; g++)
+            k5_transpose_chunk(xt[g], (const char *)x + (size_t)(16 * g) * xs, xs, K5_GX(nx, g),
+                               k0, kc);
         int64_t r = 0;
         for (; r < nrows; r += K5_FR) {
             const int rr = nrows - r < K5_FR ? (int)(nrows - r) : K5_FR;
@@ -609,6 +698,7 @@ static void kx_extra_fill(loft_kernels *kt)
     kt->gemm[LOFT_TYPE_Q6_K] = k5_gemm_q6_k;
     kt->gemm[LOFT_TYPE_F32] = k5_gemm_f32;
     kt->gemm[LOFT_TYPE_F16] = k5_gemm_f16;
+    kt->gemv[LOFT_TYPE_F16] = k5_gemv_f16;
     kt->gemm[LOFT_TYPE_BF16] = k5_gemm_bf16;
 }
 

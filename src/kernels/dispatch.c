@@ -256,6 +256,12 @@ static void kd_matmul_part(void *arg, int ith, int nth)
         }
         const int nx = jb->T - t0 < KERNELS_MAX_NX ? (int)(jb->T - t0) : KERNELS_MAX_NX;
         t0 += nx;
+        if (nx == 1 && jb->kt->gemv[w->type]) {
+            if (r1 > r0)
+                jb->kt->gemv[w->type](w->n_in, wbase + (size_t)r0 * w->row_bytes, w->row_bytes,
+                                      r1 - r0, xt, jb->x_row_bytes, 1, yt + r0, (size_t)N);
+            continue;
+        }
         int64_t r = r0;
         /* Pairs only for several tokens: with one token the product streams
          * weights from memory, and two interleaved row streams measured up to

@@ -122,6 +122,11 @@ enum {
  * within about 1.5 ulp of e^x; 0 below about -88, infinity above 88). */
 float kernels_expf_ggml(float x);
 
+/* out[i] = (gate[i] / (1 + kernels_expf_ggml(-gate[i]))) * up[i] for
+ * i < n, each value rounded exactly as that scalar expression rounds it
+ * (vectorized where the avx512 set is in use); out may alias gate or up. */
+void kernels_silu_mul_ggml(float *out, const float *gate, const float *up, int64_t n);
+
 /* ggml's attention (no flash attention) over an F16 cache, with the same
  * arguments as kernels_attn_fn: each query element rounded to F16; q.k
  * summed in ggml's order (GGML_DECODE: its F16 dot product, four 16-lane
@@ -157,6 +162,10 @@ typedef struct loft_kernels {
     kernels_dot2_fn dot2[LOFT_TYPE_COUNT]; /* NULL: use dot row by row */
     kernels_gemm_fn gemm[LOFT_TYPE_COUNT]; /* NULL: use dot2 / dot */
     kernels_packed_fn packed[LOFT_TYPE_COUNT]; /* NULL: no packed layout for the type */
+    /* The gemm signature for one token (nx == 1, decoding): all rows of a
+     * thread's range in one call, each row's value as dot[type] gives it.
+     * Optional: NULL: dot row by row. */
+    kernels_gemm_fn gemv[LOFT_TYPE_COUNT];
     kernels_attn_fn attn_group;
     kernels_glu_fn swiglu; /* act = silu: x / (1 + e^-x) */
     kernels_glu_fn geglu;  /* act = gelu, tanh form: x / 2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */

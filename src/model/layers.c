@@ -149,12 +149,8 @@ void swiglu_forward(float *out, const float *gate, const float *up, int64_t T, i
 void swiglu_ggml_forward(float *out, const float *gate, const float *up, int64_t n)
 {
     const int64_t n_vec = n / 16 * 16;
-    int64_t i = 0;
-    for (; i < n_vec; i++) {
-        const float g = gate[i];
-        out[i] = (g / (1.0f + kernels_expf_ggml(-g))) * up[i];
-    }
-    for (; i < n; i++) {
+    kernels_silu_mul_ggml(out, gate, up, n_vec);
+    for (int64_t i = n_vec; i < n; i++) {
         const float g = gate[i];
         out[i] = (g / (1.0f + expf(-g))) * up[i];
     }

@@ -469,6 +469,10 @@ void model_matmul(loft_model *m, float *y, const float *x, const model_weight *w
         kernels_matmul_f32(m->kt, m->pool, y, x, T, &kw, m->rows);
         return;
     }
+    if (kernels_x_format(w->type) == KERNELS_X_F32) { /* F32 rows as they are: no copy */
+        kernels_matmul_xq(m->kt, m->pool, y, x, rs, T, &kw);
+        return;
+    }
     kernels_quantize_x(m->kt, w->type, x, T, w->n_in, m->s.xq);
     kernels_matmul_xq(m->kt, m->pool, y, m->s.xq, rs, T, &kw);
 }

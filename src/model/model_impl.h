@@ -114,15 +114,16 @@ void model_output_logits(loft_model *m, float *x, int32_t T, float *logits, bool
  * writes att: (T, n_head*hdv). */
 void model_attention(loft_model *m, kv_cache *kv, int32_t il, int32_t T, int32_t pos0);
 
-/* y: (T, w.n_out) = x: (T, w.n_in) times w transposed, on the model's
- * thread pool with its kernel set (activations converted to the weight
- * type's 8-bit format first, as llama.cpp does). T <= MODEL_CHUNK. */
 /* Called once at the end of model_load, with m->kt set: gives each weight
  * matrix of a type m->kt has a packed kernel for its packed copy (in
  * m->packed, freed by model_free) and drops the mapped pages it replaces
  * from the resident set. Leaves the model as it was when memory is short. */
 void model_pack_weights(loft_model *m);
 
+/* y: (T, w.n_out) = x: (T, w.n_in) times w transposed, on the model's
+ * thread pool with its kernel set (activations converted to the weight
+ * type's 8-bit format first, as llama.cpp does; float-weight types read
+ * x in place). T <= MODEL_CHUNK; y and x do not overlap. */
 void model_matmul(loft_model *m, float *y, const float *x, const model_weight *w, int32_t T);
 
 /* x: (n) += y: (n). */

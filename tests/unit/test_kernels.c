@@ -130,9 +130,11 @@ static const int64_t shapes_q32[][3] = {{32, 1, 1},  {96, 5, 2},    {224, 17, 3}
                                         {64, 3, 131}};
 static const int64_t shapes_qk[][3] = {{256, 1, 1}, {768, 5, 2}, {256, 17, 3}, {512, 9, 7},
                                        {512, 6, 19}, {256, 5, 70}};
+/* Float weights: K = 1600 spans three activation chunks of the avx512
+ * float tile (at most 768 values each), with a shorter last one. */
 static const int64_t shapes_f[][3] = {{1, 1, 1},   {7, 5, 2},    {37, 17, 3}, {576, 33, 7},
                                       {33, 3, 1},  {600, 13, 21}, {17, 3, 70},
-                                      {40, 9, 133}};
+                                      {40, 9, 133}, {1600, 9, 19}};
 
 /* Calls fn(type, K, N, T, seed) over the shapes of the type's family; stops
  * at the first failure (the test harness records it). */
