@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bench/quantize_model.h"
+#include "quant/quantize_model.h"
 #include "infer/kv.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
