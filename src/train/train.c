@@ -175,8 +175,7 @@ static loft_code run_step(run *R, const train_dataset *d, size_t pos, size_t k, 
             const train_example *ex = &d->ex[R->order[pos + i]];
             if (ns > 0 && (int64_t)T + ex->n > R->ub) break;
             if (ex->n < 1 || ex->n > R->o->n_ctx || ex->n > R->mb_tokens - T)
-                return loft_fail(st, LOFT_ERR_RANGE,
-                                 "example %d has %d tokens (the context is %d)",
+                return loft_fail(st, LOFT_ERR_RANGE, "example %d has %d tokens (the context is %d)",
                                  R->order[pos + i], ex->n, R->o->n_ctx);
             memcpy(R->mb_tok + T, ex->tokens, (size_t)ex->n * sizeof *ex->tokens);
             memcpy(R->mb_mask + T, ex->mask, (size_t)ex->n);

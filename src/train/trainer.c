@@ -551,8 +551,8 @@ static loft_code set_segments(trainer *tr, const int32_t *seg_len, int32_t n_seg
         const int32_t n = seg_len[i];
         if (n < 1 || n > tr->cfg.max_segment || n > tr->cfg.max_tokens - t)
             return loft_fail(st, LOFT_ERR_RANGE,
-                             "trainer: segment %d of %d tokens (each 1..%d, all at most %d)", i,
-                             n, tr->cfg.max_segment, tr->cfg.max_tokens);
+                             "trainer: segment %d of %d tokens (each 1..%d, all at most %d)", i, n,
+                             tr->cfg.max_segment, tr->cfg.max_tokens);
         tr->seg_start[i] = t;
         tr->seg_poff[i] = off;
         for (int32_t k = 0; k < n; k++)

@@ -94,10 +94,8 @@ static void packed_vs_separate(const char *path, bool exact, int threads, const 
     int32_t longest = 0;
     for (int32_t i = 0; i < n_seg; i++)
         longest = lens[i] > longest ? lens[i] : longest;
-    trainer_config cfg = {.max_tokens = b.T,
-                          .max_segment = longest,
-                          .n_threads = threads,
-                          .exact_matmul = exact};
+    trainer_config cfg = {
+        .max_tokens = b.T, .max_segment = longest, .n_threads = threads, .exact_matmul = exact};
     trainer *tr = NULL;
     CHECKF(trainer_init(&tr, m, &s, &cfg, &st) == LOFT_OK, "%s", st.msg);
 
@@ -139,14 +137,14 @@ static void packed_vs_separate(const char *path, bool exact, int threads, const 
                 gmax = fmax(gmax, fabs(g_sep[off + (size_t)j]));
                 dmax = fmax(dmax, fabs((double)gs[w][j] - g_sep[off + (size_t)j]));
             }
-            CHECKF(gmax > 0 && dmax <= 1e-4 * gmax, "%s blk %d d%s: max |packed - separate| %.3g "
-                   "of max %.3g", lora_kind_tensor_name(md->kind), md->layer, w ? "B" : "A", dmax,
-                   gmax);
+            CHECKF(gmax > 0 && dmax <= 1e-4 * gmax,
+                   "%s blk %d d%s: max |packed - separate| %.3g of max %.3g",
+                   lora_kind_tensor_name(md->kind), md->layer, w ? "B" : "A", dmax, gmax);
             worst = fmax(worst, dmax / gmax);
         }
     }
-    printf("  %d segments, %d tokens: loss rel diff %.2g, worst gradient diff %.2g of max\n",
-           n_seg, b.T, fabs(l_pack - l_sep) / fabs(l_sep), worst);
+    printf("  %d segments, %d tokens: loss rel diff %.2g, worst gradient diff %.2g of max\n", n_seg,
+           b.T, fabs(l_pack - l_sep) / fabs(l_sep), worst);
     free(g_sep);
     trainer_free(tr);
     lora_set_free(&s);
@@ -256,17 +254,15 @@ static void test_segments_isolated(void)
     CHECK(g[0] && g[1]);
     for (int k = 0; k < 2; k++) {
         if (k == 1) {
-            b.tok[2] = (b.tok[2] + 101) % 256; /* segment 1 */
+            b.tok[2] = (b.tok[2] + 101) % 256;  /* segment 1 */
             b.tok[17] = (b.tok[17] + 55) % 256; /* segment 3, after the targets */
         }
         lora_set_zero_grads(&s);
-        CHECK(trainer_batch(tr, b.tok, b.mask, b.len, 3, true, 1.0f, &l[k], &n[k], &st) ==
-              LOFT_OK);
+        CHECK(trainer_batch(tr, b.tok, b.mask, b.len, 3, true, 1.0f, &l[k], &n[k], &st) == LOFT_OK);
         memcpy(g[k], s.grads, s.n_params * sizeof(float));
     }
     CHECK(n[0] == n[1] && n[0] > 0);
-    CHECKF(memcmp(&l[0], &l[1], sizeof l[0]) == 0, "segment 2 loss %.17g became %.17g", l[0],
-           l[1]);
+    CHECKF(memcmp(&l[0], &l[1], sizeof l[0]) == 0, "segment 2 loss %.17g became %.17g", l[0], l[1]);
     CHECK(memcmp(g[0], g[1], s.n_params * sizeof(float)) == 0);
     /* a mask bit on a segment's first token is no target: nothing in its
      * segment comes before it */
@@ -285,8 +281,7 @@ static void test_segments_isolated(void)
     static const int32_t too_long[2] = {10, 4}, empty[2] = {6, 0};
     CHECK(trainer_batch(tr, b.tok, b.mask, too_long, 2, false, 1.0f, &l2, &n2, &st) ==
           LOFT_ERR_RANGE);
-    CHECK(trainer_batch(tr, b.tok, b.mask, empty, 2, false, 1.0f, &l2, &n2, &st) ==
-          LOFT_ERR_RANGE);
+    CHECK(trainer_batch(tr, b.tok, b.mask, empty, 2, false, 1.0f, &l2, &n2, &st) == LOFT_ERR_RANGE);
     free(g[0]);
     free(g[1]);
     trainer_free(tr);
