@@ -53,8 +53,7 @@ static void usage(FILE *f)
           "  --resume-from DIR  --auto-resume  --lora ADAPTER.gguf (continue training it)\n"
           "  --deterministic         results independent of threads (always true in loft)\n"
           "  --exact-matmul          dequantize weight rows to F32 for every product\n"
-          "  --mem-limit SIZE        refuse a run whose estimate needs more (512M, 8G) [RAM "
-          "available]\n"
+          "  --mem-limit SIZE        refuse a run whose estimate needs more (512M, 8G) [RAM available]\n"
           "  -ngl N, -fa X, --checkpoint-activations   accepted, not used (CPU)\n",
           f);
 }
