@@ -117,7 +117,8 @@ loft_code memfit_estimate_train(const gguf_file *g, const memfit_train_config *c
     shape sh;
     loft_code c = read_shape(g, &sh, st);
     if (c != LOFT_OK) return c;
-    const uint64_t T = cfg->n_ctx > 0 ? (uint64_t)cfg->n_ctx : 1;
+    const uint64_t S = cfg->n_ctx > 0 ? (uint64_t)cfg->n_ctx : 1;
+    const uint64_t T = cfg->max_tokens > cfg->n_ctx ? (uint64_t)cfg->max_tokens : S;
     const uint64_t r = cfg->rank > 0 ? (uint64_t)cfg->rank : 0;
     const uint64_t C = (uint64_t)sh.C, F = (uint64_t)sh.n_ff, H = (uint64_t)sh.n_head;
     const uint64_t V = (uint64_t)sh.n_vocab, L = (uint64_t)sh.n_layer;
@@ -127,7 +128,7 @@ loft_code memfit_estimate_train(const gguf_file *g, const memfit_train_config *c
     /* Floats per layer: the saved activations of each token, one LoRA
      * output row per module kind, and the attention probabilities. */
     uint64_t per_layer = mul_sat(T, 4 * C + 2 + 2 * qd + kd + vd + 3 * F + 7 * r);
-    per_layer = add_sat(per_layer, mul_sat(mul_sat(H, T), T));
+    per_layer = add_sat(per_layer, mul_sat(mul_sat(H, T), S));
     uint64_t floats = cfg->checkpoint_activations
                           ? add_sat(per_layer, mul_sat(mul_sat(T, C), L))
                           : mul_sat(per_layer, L);

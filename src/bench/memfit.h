@@ -45,14 +45,19 @@ typedef struct memfit_train_config {
     int32_t rank;      /* LoRA rank */
     uint32_t modules;  /* bit (1 << lora_kind): q, k, v, o, gate, up, down, output */
     int32_t n_threads; /* per-thread matmul scratch */
+    /* tokens per forward/backward when several sequences share one
+     * (finetune --pack: the larger of -ub and -c); 0 means n_ctx. The
+     * attention probabilities are then n_head * max_tokens * n_ctx. */
+    int32_t max_tokens;
     bool checkpoint_activations; /* one block's activations kept, plus every block's input */
 } memfit_train_config;
 
 /* Estimates the memory of fine-tuning g's model with cfg, following the
  * trainer's allocation (src/train/trainer.c): the mapped file, the saved
- * activations of every layer for n_ctx tokens (attention probabilities are
- * n_head * n_ctx^2 per layer; with checkpoint_activations one layer's set
- * plus each layer's input rows), the logits, the backward scratch, and the
+ * activations of every layer for max_tokens (or n_ctx) tokens (attention
+ * probabilities are n_head * tokens * n_ctx per layer; with
+ * checkpoint_activations one layer's set plus each layer's input rows), the
+ * logits, the backward scratch, and the
  * LoRA parameters, gradients and both AdamW moments (4 floats each).
  * kv_cache is 0; buffers holds activations + LoRA state. Fails like
  * memfit_estimate_model on missing keys. */

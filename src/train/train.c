@@ -63,6 +63,20 @@ static uint64_t dropout_seed(uint64_t seed, int64_t step, size_t micro)
            (0x8cb92ba72f3d8dd7ull * (uint64_t)(micro + 1));
 }
 
+int32_t train_ubatch(const train_opts *o, loft_status *st)
+{
+    if (o->n_ubatch == 0)
+        return o->n_batch < TRAIN_DEFAULT_UBATCH ? o->n_batch : TRAIN_DEFAULT_UBATCH;
+    if (o->n_ubatch < 1 || o->n_ubatch > o->n_batch) {
+        loft_fail(st, LOFT_ERR_ARG,
+                  "-ub %d out of range: a micro-batch holds 1 to %d tokens (at most -b, the "
+                  "tokens of one optimizer step)",
+                  o->n_ubatch, o->n_batch);
+        return -1;
+    }
+    return o->n_ubatch;
+}
+
 loft_code train_eval_loss(loft_model *m, lora_set *s, const train_dataset *d, int n_threads,
                           int32_t n_ctx, double *loss, loft_status *st)
 {
@@ -104,7 +118,8 @@ static void log_line(FILE *f, const train_report *r)
         json_write_num(f, r->grad_norm);
         fputs(",\"tokens_per_s\":", f);
         json_write_num(f, r->tokens_per_s);
-        fprintf(f, ",\"seqs\":%d,\"tokens\":%d", r->n_seqs, r->n_tokens);
+        fprintf(f, ",\"seqs\":%d,\"tokens\":%d,\"passes\":%d", r->n_seqs, r->n_tokens,
+                r->n_ubatches);
     }
     fputs("}\n", f);
     fflush(f);
@@ -117,6 +132,11 @@ typedef struct run {
     adamw opt;
     trainer *tr;
     int32_t *order;
+    /* the micro-batch being assembled: tokens, mask, segment lengths */
+    int32_t *mb_tok, *mb_len;
+    uint8_t *mb_mask;
+    int32_t ub;        /* most tokens per micro-batch; 0: one example each */
+    int32_t mb_tokens; /* capacity of mb_tok, mb_mask and mb_len */
     FILE *log;
     const char *arch;
 } run;
@@ -145,6 +165,42 @@ static loft_code do_eval(run *R, const train_dataset *val, int32_t epoch, int64_
                       .val_loss = *val_loss};
     log_line(R->log, &r);
     if (R->o->report) R->o->report(R->o->report_ud, &r);
+    return LOFT_OK;
+}
+
+/* The backward of the k examples of a step at order[pos], grouped in order
+ * into micro-batches of at most R->ub tokens (each example alone when ub is
+ * 0; an example longer than ub alone too). Gradients of gw * loss are added
+ * to the LoRA set; *loss_sum gets the summed loss, *n_passes the number of
+ * micro-batches. */
+static loft_code run_step(run *R, const train_dataset *d, size_t pos, size_t k, int64_t step,
+                          float gw, double *loss_sum, int32_t *n_passes, loft_status *st)
+{
+    *loss_sum = 0.0;
+    *n_passes = 0;
+    for (size_t i = 0; i < k;) {
+        int32_t T = 0, ns = 0;
+        for (; i < k; i++) {
+            const train_example *ex = &d->ex[R->order[pos + i]];
+            if (ns > 0 && (int64_t)T + ex->n > R->ub) break;
+            if (ex->n < 1 || ex->n > R->o->n_ctx || ex->n > R->mb_tokens - T)
+                return loft_fail(st, LOFT_ERR_RANGE, "example %d has %d tokens (the context is %d)",
+                                 R->order[pos + i], ex->n, R->o->n_ctx);
+            memcpy(R->mb_tok + T, ex->tokens, (size_t)ex->n * sizeof *ex->tokens);
+            memcpy(R->mb_mask + T, ex->mask, (size_t)ex->n);
+            R->mb_len[ns++] = ex->n;
+            T += ex->n;
+        }
+        double l;
+        int32_t n;
+        loft_code c = trainer_set_dropout(R->tr, R->o->lora_dropout,
+                                          dropout_seed(R->o->seed, step, (size_t)*n_passes), st);
+        if (c != LOFT_OK) return c;
+        c = trainer_batch(R->tr, R->mb_tok, R->mb_mask, R->mb_len, ns, true, gw, &l, &n, st);
+        if (c != LOFT_OK) return c;
+        *loss_sum += l;
+        (*n_passes)++;
+    }
     return LOFT_OK;
 }
 
@@ -198,7 +254,11 @@ loft_code train_run(loft_model *m, const train_dataset *train, const train_datas
         return loft_fail(st, LOFT_ERR_ARG,
                          "--lora-modules output: this model's output matrix is its token "
                          "embedding (tied), which llama.cpp adapters cannot target");
-    run R = {.m = m, .o = o, .arch = hp->arch_name};
+    const int32_t ub = train_ubatch(o, st);
+    if (ub < 0) return LOFT_ERR_ARG;
+    run R = {.m = m, .o = o, .arch = hp->arch_name, .ub = o->pack ? ub : 0};
+    /* Room for a micro-batch: ub tokens, or one example of up to n_ctx. */
+    R.mb_tokens = o->pack && ub > o->n_ctx ? ub : o->n_ctx;
     lora_dims dims;
     trainer_lora_dims(m, &dims);
     loft_code c = lora_set_init(&R.lora, &dims, o->modules, o->rank, o->alpha, st);
@@ -207,7 +267,10 @@ loft_code train_run(loft_model *m, const train_dataset *train, const train_datas
     c = adamw_init(&R.opt, R.lora.n_params, o->beta1, o->beta2, o->eps, o->weight_decay, st);
     if (c != LOFT_OK) goto done;
     R.order = malloc(train->n * sizeof *R.order);
-    if (!R.order) {
+    R.mb_tok = malloc((size_t)R.mb_tokens * sizeof *R.mb_tok);
+    R.mb_len = malloc((size_t)R.mb_tokens * sizeof *R.mb_len);
+    R.mb_mask = malloc((size_t)R.mb_tokens);
+    if (!R.order || !R.mb_tok || !R.mb_len || !R.mb_mask) {
         c = loft_fail(st, LOFT_ERR_NOMEM, "out of memory");
         goto done;
     }
@@ -259,7 +322,8 @@ loft_code train_run(loft_model *m, const train_dataset *train, const train_datas
         res->resumed_step = ts.step;
     }
 
-    trainer_config cfg = {.max_tokens = o->n_ctx,
+    trainer_config cfg = {.max_tokens = R.mb_tokens,
+                          .max_segment = o->n_ctx,
                           .n_threads = o->n_threads,
                           .exact_matmul = o->exact_matmul,
                           .checkpoint_activations = o->checkpoint_activations};
@@ -290,17 +354,11 @@ loft_code train_run(loft_model *m, const train_dataset *train, const train_datas
             }
             lora_set_zero_grads(&R.lora);
             double loss_sum = 0.0;
-            for (size_t i = 0; i < k && targets > 0; i++) {
-                const train_example *ex = &train->ex[R.order[pos + i]];
-                double l;
-                int32_t n;
-                c = trainer_set_dropout(R.tr, o->lora_dropout, dropout_seed(o->seed, ts.step, i),
-                                        st);
+            int32_t passes = 0;
+            if (targets > 0) {
+                c = run_step(&R, train, pos, k, ts.step, (float)(1.0 / (double)targets), &loss_sum,
+                             &passes, st);
                 if (c != LOFT_OK) goto done;
-                c = trainer_sequence(R.tr, ex->tokens, ex->mask, ex->n, true,
-                                     (float)(1.0 / (double)targets), &l, &n, st);
-                if (c != LOFT_OK) goto done;
-                loss_sum += l;
             }
             const double gnorm = grad_clip(R.lora.grads, R.lora.n_params, o->grad_clip);
             const double lr = lr_at(o->sched, ts.step, total, warmup, o->lr, o->lr_min);
@@ -325,6 +383,7 @@ loft_code train_run(loft_model *m, const train_dataset *train, const train_datas
                               .grad_norm = gnorm,
                               .tokens_per_s = el > 0 ? (double)tokens_run / el : 0.0,
                               .n_seqs = (int32_t)k,
+                              .n_ubatches = passes,
                               .n_tokens = step_tokens};
             const int64_t done_here = ts.step - res->resumed_step;
             r.eta_s = done_here > 0 ? el / (double)done_here * (double)(total - ts.step) : 0.0;
@@ -354,6 +413,9 @@ done:
     if (R.log) fclose(R.log);
     trainer_free(R.tr);
     free(R.order);
+    free(R.mb_tok);
+    free(R.mb_len);
+    free(R.mb_mask);
     adamw_free(&R.opt);
     lora_set_free(&R.lora);
     return c;

@@ -6,9 +6,15 @@
  * Steps: each epoch's example order is a permutation drawn from (seed,
  * epoch) alone, so it can be rebuilt on resume; an optimizer step takes the
  * next examples of that order while their tokens fit in n_batch (at least
- * one), each run as its own sequence (micro-batch) with gradients
- * accumulated, and the loss is the mean over every target token of the
- * step. The result does not depend on the thread count.
+ * one). Without pack each of them is its own forward/backward; with pack
+ * they are grouped greedily, in order, into micro-batches of at most
+ * n_ubatch tokens (an example longer than that runs alone), each one
+ * forward/backward over several sequences that do not see each other
+ * (trainer_batch). Gradients are accumulated over the step's micro-batches
+ * and the loss is the mean over every target token of the step, so pack
+ * changes float summation order only. The grouping is a function of the
+ * order, so exact resume holds either way; the result does not depend on
+ * the thread count.
  *
  * LoRA dropout draws its masks from a hash of (seed, optimizer step,
  * micro-batch of the step, ...), not from a stateful generator, so a
@@ -33,6 +39,10 @@
 #include "train/lora.h"
 #include "train/optim.h"
 
+/* llama.cpp's default physical batch (n_ubatch), which it also caps at
+ * the logical one. */
+#define TRAIN_DEFAULT_UBATCH 512
+
 typedef struct train_report {
     bool is_eval;  /* a validation result (val_loss) rather than a step */
     int32_t epoch; /* 1-based */
@@ -45,7 +55,8 @@ typedef struct train_report {
     double grad_norm;    /* before clipping */
     double tokens_per_s; /* tokens run per second, this process */
     double eta_s;
-    int32_t n_seqs; /* sequences in the step */
+    int32_t n_seqs;     /* sequences in the step */
+    int32_t n_ubatches; /* forward/backward passes in the step */
     int32_t n_tokens;
 } train_report;
 
@@ -53,6 +64,11 @@ typedef void (*train_report_fn)(void *ud, const train_report *r);
 
 typedef struct train_opts {
     int32_t n_ctx, n_batch;
+    /* most tokens per forward/backward with pack: 1..n_batch, or 0 for
+     * the default min(n_batch, TRAIN_DEFAULT_UBATCH); checked even
+     * without pack, where each example runs alone */
+    int32_t n_ubatch;
+    bool pack;
     int n_threads;
     int32_t rank;
     float alpha;
@@ -92,6 +108,10 @@ typedef struct train_result {
     double last_loss;
     double last_val_loss; /* NaN when no validation set */
 } train_result;
+
+/* The micro-batch size o asks for: n_ubatch, or its default when 0;
+ * -1 when n_ubatch is out of range (st says why). */
+int32_t train_ubatch(const train_opts *o, loft_status *st);
 
 /* Trains a LoRA adapter on m over train (val may be NULL or empty) and
  * writes it to o->output_adapter (unless stopped early). */

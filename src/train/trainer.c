@@ -64,6 +64,13 @@ struct trainer {
     float drop_p;
     uint64_t drop_seed;
     bool drop_armed, drop_active;
+    /* The segments of the current call (trainer_batch): token t is at
+     * position pos[t] of its segment; segment i spans tokens
+     * [seg_start[i], seg_start[i + 1]) and keeps its attention
+     * probabilities (n_head, n, n) at probs + seg_poff[i] of each block. */
+    int32_t n_seg;
+    int32_t *pos, *seg_start;
+    size_t *seg_poff;
 };
 
 void trainer_lora_dims(const loft_model *m, lora_dims *d)
@@ -220,25 +227,45 @@ static void range_of(int32_t n, int ith, int nth, int32_t *lo, int32_t *hi)
     *hi = (int32_t)((int64_t)n * (ith + 1) / nth);
 }
 
+/* Each segment attends to itself only: its rows of q, k, v, att (and of
+ * their gradients) are a whole sequence for attn_mm, the strides staying
+ * those of the packed rows. A thread takes the same kv heads in every
+ * segment, so every sum keeps one order whatever the thread count. */
 static void attn_fwd_worker(void *p, int ith, int nth)
 {
     const attn_job *j = p;
+    const trainer *tr = j->tr;
+    const layer_acts *a = j->a;
     int32_t k0, k1;
     range_of(j->as->n_head_kv, ith, nth, &k0, &k1);
-    if (k0 < k1)
-        attn_mm_forward(j->a->att, j->a->probs, j->a->q, j->a->k, j->a->v, j->T, j->as, k0, k1,
-                        j->tr->att_scr + (size_t)ith * j->tr->att_scr_per);
+    if (k0 >= k1) return;
+    float *scr = tr->att_scr + (size_t)ith * tr->att_scr_per;
+    for (int32_t s = 0; s < tr->n_seg; s++) {
+        const size_t t0 = (size_t)tr->seg_start[s];
+        const int32_t n = tr->seg_start[s + 1] - tr->seg_start[s];
+        attn_mm_forward(a->att + t0 * (size_t)tr->qd, a->probs + tr->seg_poff[s],
+                        a->q + t0 * (size_t)tr->qd, a->k + t0 * (size_t)tr->kd,
+                        a->v + t0 * (size_t)tr->vd, n, j->as, k0, k1, scr);
+    }
 }
 
 static void attn_bwd_worker(void *p, int ith, int nth)
 {
     const attn_job *j = p;
-    trainer *tr = j->tr;
+    const trainer *tr = j->tr;
+    const layer_acts *a = j->a;
     int32_t k0, k1;
     range_of(j->as->n_head_kv, ith, nth, &k0, &k1);
-    if (k0 < k1)
-        attn_mm_backward(tr->dq, tr->dk, tr->dv, tr->datt, j->a->probs, j->a->q, j->a->k, j->a->v,
-                         j->T, j->as, k0, k1, tr->att_scr + (size_t)ith * tr->att_scr_per);
+    if (k0 >= k1) return;
+    float *scr = tr->att_scr + (size_t)ith * tr->att_scr_per;
+    for (int32_t s = 0; s < tr->n_seg; s++) {
+        const size_t t0 = (size_t)tr->seg_start[s];
+        const size_t oq = t0 * (size_t)tr->qd, ok = t0 * (size_t)tr->kd, ov = t0 * (size_t)tr->vd;
+        const int32_t n = tr->seg_start[s + 1] - tr->seg_start[s];
+        attn_mm_backward(tr->dq + oq, tr->dk + ok, tr->dv + ov, tr->datt + oq,
+                         a->probs + tr->seg_poff[s], a->q + oq, a->k + ok, a->v + ov, n, j->as, k0,
+                         k1, scr);
+    }
 }
 
 /* ---- element-wise steps over the pool ----------------------------------- */
@@ -343,6 +370,9 @@ void trainer_free(trainer *tr)
     free(tr->sel);
     free(tr->row_loss);
     free(tr->xq);
+    free(tr->pos);
+    free(tr->seg_start);
+    free(tr->seg_poff);
     free(tr);
 }
 
@@ -372,14 +402,17 @@ loft_code trainer_init(trainer **out, loft_model *m, lora_set *lora, const train
     if (hp->attn_softcap > 0.0f || hp->final_softcap > 0.0f)
         return loft_fail(st, LOFT_ERR_UNSUPPORTED,
                          "fine-tuning: softcapped models are not supported");
-    if (cfg->max_tokens < 2 || cfg->n_threads < 1)
-        return loft_fail(st, LOFT_ERR_ARG, "trainer: max_tokens %d / threads %d out of range",
-                         cfg->max_tokens, cfg->n_threads);
+    if (cfg->max_tokens < 2 || cfg->n_threads < 1 || cfg->max_segment < 0 ||
+        cfg->max_segment > cfg->max_tokens)
+        return loft_fail(st, LOFT_ERR_ARG,
+                         "trainer: max_tokens %d / max_segment %d / threads %d out of range",
+                         cfg->max_tokens, cfg->max_segment, cfg->n_threads);
     trainer *tr = calloc(1, sizeof *tr);
     if (!tr) return loft_fail(st, LOFT_ERR_NOMEM, "trainer: out of memory");
     tr->m = m;
     tr->lora = lora;
     tr->cfg = *cfg;
+    if (tr->cfg.max_segment == 0) tr->cfg.max_segment = cfg->max_tokens;
     tr->kt = kernels_get();
     tr->C = hp->n_embd;
     tr->F = hp->n_ff;
@@ -395,6 +428,7 @@ loft_code trainer_init(trainer **out, loft_model *m, lora_set *lora, const train
     if (c != LOFT_OK) goto fail;
 
     const size_t T = (size_t)cfg->max_tokens, C = (size_t)tr->C, F = (size_t)tr->F;
+    const size_t S = (size_t)tr->cfg.max_segment;
     const size_t qd = (size_t)tr->qd, kd = (size_t)tr->kd, vd = (size_t)tr->vd;
     const size_t r = lora ? (size_t)lora->rank : 0, H = (size_t)hp->n_head, V = (size_t)tr->V;
     size_t lscr = 0;
@@ -405,7 +439,7 @@ loft_code trainer_init(trainer **out, loft_model *m, lora_set *lora, const train
         if (s > lscr) lscr = s;
     }
     trainer_arena_plan pl;
-    if (!ok || !trainer_plan_arena(hp, r, lscr, cfg, &pl)) {
+    if (!ok || !trainer_plan_arena(hp, r, lscr, &tr->cfg, &pl)) {
         c = loft_fail(st, LOFT_ERR_NOMEM, "trainer: activation size overflows for %zu tokens", T);
         goto fail;
     }
@@ -418,7 +452,11 @@ loft_code trainer_init(trainer **out, loft_model *m, lora_set *lora, const train
     tr->acts = calloc((size_t)hp->n_layer, sizeof *tr->acts);
     tr->sel = malloc(T * sizeof *tr->sel);
     tr->row_loss = malloc(T * sizeof *tr->row_loss);
-    if (!tr->arena || !tr->acts || !tr->sel || !tr->row_loss) {
+    tr->pos = malloc(T * sizeof *tr->pos);
+    tr->seg_start = malloc((T + 1) * sizeof *tr->seg_start);
+    tr->seg_poff = malloc(T * sizeof *tr->seg_poff);
+    if (!tr->arena || !tr->acts || !tr->sel || !tr->row_loss || !tr->pos || !tr->seg_start ||
+        !tr->seg_poff) {
         c = loft_fail(st, LOFT_ERR_NOMEM, "trainer: out of memory for %zu floats of activations",
                       pl.total);
         goto fail;
@@ -449,7 +487,7 @@ loft_code trainer_init(trainer **out, loft_model *m, lora_set *lora, const train
         a->h = take(&cur, T * F);
         for (int k = 0; k < LORA_OUTPUT; k++)
             a->u[k] = take(&cur, T * r);
-        a->probs = take(&cur, H * T * T);
+        a->probs = take(&cur, H * T * S);
     }
     tr->x_fin = take(&cur, T * C);
     tr->inv_f = take(&cur, T);
@@ -514,18 +552,73 @@ static loft_code sequence_impl(trainer *tr, const int32_t *tokens, const uint8_t
                                bool backward, float grad_weight, double *loss_sum,
                                int32_t *n_targets, float *logits_out, loft_status *st);
 
+/* Records the segments of the next pass: positions, starts and where each
+ * keeps its attention probabilities (sum of n_head * len^2 over those
+ * before it; at most n_head * max_tokens * max_segment in all). */
+static loft_code set_segments(trainer *tr, const int32_t *seg_len, int32_t n_seg, int32_t *T,
+                              loft_status *st)
+{
+    if (n_seg < 1 || n_seg > tr->cfg.max_tokens)
+        return loft_fail(st, LOFT_ERR_RANGE, "trainer: %d segments (allowed 1..%d)", n_seg,
+                         tr->cfg.max_tokens);
+    const size_t H = (size_t)tr->m->hp.n_head;
+    int32_t t = 0;
+    size_t off = 0;
+    for (int32_t i = 0; i < n_seg; i++) {
+        const int32_t n = seg_len[i];
+        if (n < 1 || n > tr->cfg.max_segment || n > tr->cfg.max_tokens - t)
+            return loft_fail(st, LOFT_ERR_RANGE,
+                             "trainer: segment %d of %d tokens (each 1..%d, all at most %d)", i, n,
+                             tr->cfg.max_segment, tr->cfg.max_tokens);
+        tr->seg_start[i] = t;
+        tr->seg_poff[i] = off;
+        for (int32_t k = 0; k < n; k++)
+            tr->pos[t + k] = k;
+        t += n;
+        off += H * (size_t)n * (size_t)n;
+    }
+    tr->seg_start[n_seg] = t;
+    tr->n_seg = n_seg;
+    *T = t;
+    return LOFT_OK;
+}
+
+loft_code trainer_batch(trainer *tr, const int32_t *tokens, const uint8_t *mask,
+                        const int32_t *seg_len, int32_t n_seg, bool backward, float grad_weight,
+                        double *loss_sum, int32_t *n_targets, loft_status *st)
+{
+    *loss_sum = 0.0;
+    *n_targets = 0;
+    int32_t T = 0;
+    loft_code c = set_segments(tr, seg_len, n_seg, &T, st);
+    if (c != LOFT_OK) return c;
+    return sequence_impl(tr, tokens, mask, T, backward, grad_weight, loss_sum, n_targets, NULL, st);
+}
+
 loft_code trainer_sequence(trainer *tr, const int32_t *tokens, const uint8_t *mask, int32_t T,
                            bool backward, float grad_weight, double *loss_sum, int32_t *n_targets,
                            loft_status *st)
 {
+    *loss_sum = 0.0;
+    *n_targets = 0;
+    if (T < 2 || T > tr->cfg.max_segment)
+        return loft_fail(st, LOFT_ERR_RANGE, "trainer: sequence of %d tokens (allowed 2..%d)", T,
+                         tr->cfg.max_segment);
+    int32_t T1 = 0;
+    loft_code c = set_segments(tr, &T, 1, &T1, st);
+    if (c != LOFT_OK) return c;
     return sequence_impl(tr, tokens, mask, T, backward, grad_weight, loss_sum, n_targets, NULL, st);
 }
 
-/* Forward up to the logits of the last target row, copied to logits. */
+/* Forward of one segment up to the logits of the last target row, copied
+ * to logits. */
 static loft_code trainer_sequence_rows(trainer *tr, const int32_t *tokens, const uint8_t *mask,
                                        int32_t T, float *logits, double *l, int32_t *n,
                                        loft_status *st)
 {
+    int32_t T1 = 0;
+    loft_code c = set_segments(tr, &T, 1, &T1, st);
+    if (c != LOFT_OK) return c;
     return sequence_impl(tr, tokens, mask, T, false, 0.0f, l, n, logits, st);
 }
 
@@ -539,7 +632,7 @@ static void rope_all(trainer *tr, float *q, float *k, int32_t T, const rope_para
 {
     const model_hparams *hp = &tr->m->hp;
     for (int32_t t = 0; t < T; t++) {
-        rope_cache(tr->rope_cs, t, rp);
+        rope_cache(tr->rope_cs, tr->pos[t], rp);
         float *qt = q + (size_t)t * (size_t)tr->qd, *kt = k + (size_t)t * (size_t)tr->kd;
         if (inverse) {
             rope_backward(qt, hp->n_head, hp->head_dim, tr->rope_cs, rp);
@@ -695,10 +788,11 @@ static loft_code sequence_impl(trainer *tr, const int32_t *tokens, const uint8_t
     }
     rmsnorm_forward_save(tr->xn_f, tr->inv_f, x, weight_f32(&m->output_norm), T, C, hp->norm_eps);
 
-    /* Only rows that predict a target go through the output matrix. */
+    /* Only rows that predict a target go through the output matrix; a
+     * segment's first token has no predecessor in its segment. */
     int32_t n = 0;
     for (int32_t t = 1; t < T; t++)
-        if (mask[t]) {
+        if (mask[t] && tr->pos[t] > 0) {
             tr->sel[n] = t - 1;
             memcpy(tr->xn_sel + (size_t)n * (size_t)C, tr->xn_f + (size_t)(t - 1) * (size_t)C,
                    (size_t)C * sizeof(float));
@@ -753,9 +847,9 @@ static loft_code sequence_impl(trainer *tr, const int32_t *tokens, const uint8_t
 loft_code trainer_last_logits(trainer *tr, const int32_t *tokens, int32_t T, float *logits,
                               loft_status *st)
 {
-    if (T < 1 || T >= tr->cfg.max_tokens)
+    if (T < 1 || T >= tr->cfg.max_segment)
         return loft_fail(st, LOFT_ERR_RANGE, "trainer: sequence of %d tokens (allowed 1..%d)", T,
-                         tr->cfg.max_tokens - 1);
+                         tr->cfg.max_segment - 1);
     /* Row T-1 reaches the output matrix when token T is a target: append
      * a placeholder token (attention is causal, so it changes nothing
      * before it) and mark it. */

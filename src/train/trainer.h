@@ -8,8 +8,12 @@
  * Architectures: llama (SmolLM, Llama, Mistral) and qwen2. Others are
  * refused with LOFT_ERR_UNSUPPORTED at trainer_init.
  *
- * A trainer owns activation buffers for sequences of up to max_tokens
- * tokens and uses one thread pool; one sequence at a time.
+ * A trainer owns activation buffers for up to max_tokens tokens and uses
+ * one thread pool; one call at a time. A call runs one sequence or a packed
+ * micro-batch of several (trainer_batch): each segment is an independent
+ * example with positions restarting at 0 and causal attention inside it
+ * only, so a segment's loss and gradients equal those of running it alone,
+ * up to float summation order in the products that span all tokens.
  *
  * Activation checkpointing (checkpoint_activations): the forward keeps only
  * each block's input, and the backward recomputes a block's activations,
@@ -31,7 +35,11 @@
 typedef struct trainer trainer;
 
 typedef struct trainer_config {
-    int32_t max_tokens; /* longest sequence (the -c of finetune) */
+    int32_t max_tokens; /* most tokens in one call (the larger of -c and -ub) */
+    /* longest segment, <= max_tokens (the -c of finetune); 0 means
+     * max_tokens. Attention probabilities are kept for max_tokens x
+     * max_segment pairs per head, not max_tokens squared. */
+    int32_t max_segment;
     int n_threads;      /* >= 1 */
     /* true: frozen products dequantize weight rows to F32 and dot in F32
      * (matches a dequantized reference model); false: the inference
@@ -63,7 +71,7 @@ size_t trainer_activation_bytes_for(const loft_model *m, int32_t rank, uint32_t 
 size_t trainer_activation_bytes(const trainer *tr);
 
 /* LoRA dropout (PEFT's lora_dropout, see train/lora_mm.h) with rate p for
- * the NEXT trainer_sequence call only, whose masks are a function of
+ * the NEXT trainer_sequence or trainer_batch call only, whose masks are a function of
  * (seed, layer, module, token, column); that call's backward, and any
  * recomputation under checkpointing, reuse them. Any later call runs
  * without dropout unless armed again, so validation and
@@ -71,7 +79,7 @@ size_t trainer_activation_bytes(const trainer *tr);
  * calling this). LOFT_ERR_RANGE unless 0 <= p < 1. */
 loft_code trainer_set_dropout(trainer *tr, float p, uint64_t seed, loft_status *st);
 
-/* Runs tokens[0..T) (2 <= T <= max_tokens). Token t is a target when
+/* Runs tokens[0..T) as one segment (2 <= T <= max_segment). Token t is a target when
  * mask[t] (t >= 1): the loss term is -log softmax(logits[t-1])[tokens[t]].
  * *loss_sum receives the sum of those terms and *n_targets their count.
  * When backward, gradients of grad_weight * loss_sum are ADDED to the LoRA
@@ -81,8 +89,19 @@ loft_code trainer_sequence(trainer *tr, const int32_t *tokens, const uint8_t *ma
                            bool backward, float grad_weight, double *loss_sum, int32_t *n_targets,
                            loft_status *st);
 
+/* Runs n_seg segments packed into tokens[0..T), T = sum of seg_len[0..n_seg)
+ * (2 <= T <= max_tokens, 1 <= seg_len[i] <= max_segment): segment i holds
+ * the seg_len[i] tokens after those of segments before it. Token t is a
+ * target when mask[t] and t is not the first token of its segment (no
+ * target crosses a boundary). Loss and gradients as in trainer_sequence,
+ * summed over every segment's targets; one call with n_seg == 1 is
+ * trainer_sequence, bit for bit. */
+loft_code trainer_batch(trainer *tr, const int32_t *tokens, const uint8_t *mask,
+                        const int32_t *seg_len, int32_t n_seg, bool backward, float grad_weight,
+                        double *loss_sum, int32_t *n_targets, loft_status *st);
+
 /* Forward only, for checking an adapter against other engines: logits
- * (n_vocab floats) of the last of tokens[0..T) (1 <= T <= max_tokens). */
+ * (n_vocab floats) of the last of tokens[0..T) (1 <= T < max_segment). */
 loft_code trainer_last_logits(trainer *tr, const int32_t *tokens, int32_t T, float *logits,
                               loft_status *st);
 

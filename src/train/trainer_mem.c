@@ -25,11 +25,13 @@ bool trainer_plan_arena(const model_hparams *hp, size_t r, size_t lscr, const tr
     const size_t kd = (size_t)hp->n_head_kv * (size_t)hp->head_dim;
     const size_t vd = (size_t)hp->n_head_kv * (size_t)hp->head_dim_v;
     const size_t H = (size_t)hp->n_head, V = (size_t)hp->n_vocab;
+    /* attention probabilities are kept per segment: at most H * T * S */
+    const size_t S = cfg->max_segment > 0 ? (size_t)cfg->max_segment : T;
     /* Every block's input, then the other saved activations of one block
      * per set: one set under checkpointing, else one per block. */
     size_t set = 0;
     bool ok = add_size(&set, T, 3 * C + 2 + 2 * qd + kd + vd + 3 * F + LORA_OUTPUT * r) &&
-              add_size(&set, H * T, T);
+              add_size(&set, H * T, S);
     for (int32_t il = 0; il < hp->n_layer; il++)
         ok = ok && add_size(&p->total, T, C);
     ok = ok && add_size(&p->total, set, cfg->checkpoint_activations ? 1 : (size_t)hp->n_layer);
@@ -50,7 +52,7 @@ bool trainer_plan_arena(const model_hparams *hp, size_t r, size_t lscr, const tr
                                .n_head_kv = hp->n_head_kv,
                                .head_dim = hp->head_dim,
                                .head_dim_v = hp->head_dim_v};
-    p->att_scr_per = attn_mm_scratch(cfg->max_tokens, &as_max);
+    p->att_scr_per = attn_mm_scratch((int32_t)S, &as_max);
     return ok && p->att_scr_per > 0 && add_size(&p->total, (size_t)cfg->n_threads, p->att_scr_per);
 }
 

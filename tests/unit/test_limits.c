@@ -227,7 +227,7 @@ static void test_finetune_estimate_vs_rss(void)
     gguf_file *g = NULL;
     loft_status st;
     CHECK(gguf_open(&g, smol(), &st) == LOFT_OK);
-    memfit_train_config tc = {256, 8, 0xf, 2, false};
+    memfit_train_config tc = {256, 8, 0xf, 2, 0, false};
     memfit_estimate est;
     loft_code c = memfit_estimate_train(g, &tc, &est, &st);
     gguf_close(g);

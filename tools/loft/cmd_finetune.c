@@ -31,7 +31,10 @@ static void usage(FILE *f)
     fputs("usage: loft finetune -m MODEL.gguf -f TRAIN.jsonl [options]\n"
           "  -c N                    tokens per sequence (longer examples are truncated) [128]\n"
           "  -b N                    tokens per optimizer step, from several sequences [= -c]\n"
-          "  -ub N                   micro-batch tokens (each sequence runs whole) [accepted]\n"
+          "  -ub N                   with --pack, most tokens per forward/backward, 1..-b\n"
+          "                          [min(-b, 512)]\n"
+          "  --pack                  run several examples of a step in one forward/backward\n"
+          "                          (up to -ub tokens; each sees only itself) [off: one each]\n"
           "  -t N                    threads [all cores]\n"
           "  --assistant-loss-only   loss on completion / assistant tokens only\n"
           "  --chat-template NAME    override the model's template for \"messages\" lines\n"
@@ -55,7 +58,7 @@ static void usage(FILE *f)
           "  --deterministic         results independent of threads (always true in loft)\n"
           "  --exact-matmul          dequantize weight rows to F32 for every product\n"
           "  --mem-limit SIZE        refuse a run whose estimate needs more (512M, 8G) [RAM available]\n"
-          "  -ngl N, -fa X, --pack   accepted, not used (CPU)\n",
+          "  -ngl N, -fa X           accepted, not used (CPU)\n",
           f);
 }
 
@@ -97,10 +100,10 @@ static void report(void *ud, const train_report *r)
                r->n_epochs, (long long)r->step, r->val_loss);
     } else {
         printf("%sepoch %d/%d step %lld/%lld loss %.4f lr %.3g grad-norm %.3f tok/s %.1f ETA "
-               "%.0fs (%d seqs, %d tokens)%s",
+               "%.0fs (%d seqs, %d tokens, %d passes)%s",
                p->tty ? "\r\033[K" : "", r->epoch, r->n_epochs, (long long)r->step,
                (long long)r->total_steps, r->loss, r->lr, r->grad_norm, r->tokens_per_s, r->eta_s,
-               r->n_seqs, r->n_tokens, p->tty ? "" : "\n");
+               r->n_seqs, r->n_tokens, r->n_ubatches, p->tty ? "" : "\n");
     }
     fflush(stdout);
 }
@@ -169,10 +172,13 @@ int cmd_finetune(int argc, char **argv)
         else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size"))
             INT_OPT(1, 1 << 24, o.n_batch);
         else if (!strcmp(a, "-ub") || !strcmp(a, "--ubatch-size")) {
-            long long ub;
-            INT_OPT(1, 1 << 24, ub);
-            (void)ub;
-        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads"))
+            NEED();
+            if (!parse_i(v, 1, 1 << 24, &n))
+                return bad("-ub takes a number of tokens from 1 to -b, not", v);
+            o.n_ubatch = (int32_t)n;
+        } else if (!strcmp(a, "--pack"))
+            o.pack = true;
+        else if (!strcmp(a, "-t") || !strcmp(a, "--threads"))
             INT_OPT(1, 256, o.n_threads);
         else if (!strcmp(a, "-ngl") || !strcmp(a, "--n-gpu-layers") || !strcmp(a, "-fa") ||
                  !strcmp(a, "--flash-attn")) {
@@ -266,8 +272,6 @@ int cmd_finetune(int argc, char **argv)
             o.exact_matmul = true;
         else if (!strcmp(a, "--checkpoint-activations"))
             ckpt_act = true;
-        else if (!strcmp(a, "--pack"))
-            fprintf(stderr, "loft finetune: %s accepted but not used\n", a);
         else
             return bad("unknown option", a);
 #undef NEED
@@ -282,11 +286,13 @@ int cmd_finetune(int argc, char **argv)
     o.checkpoint_activations = ckpt_act;
     if (val_split < 0.0 || val_split >= 1.0) return bad("--val-split must be in [0, 1)", NULL);
     if (o.n_batch < 0) o.n_batch = o.n_ctx;
+    loft_status st;
+    const int32_t ub = train_ubatch(&o, &st);
+    if (ub < 0) return bad(st.msg, NULL);
     if (o.n_threads <= 0) {
         long nc = sysconf(_SC_NPROCESSORS_ONLN);
         o.n_threads = nc > 0 ? (int)nc : 1;
     }
-    loft_status st;
     if (lora_parse_modules(modules, &o.modules, &st) != LOFT_OK) return bad(st.msg, NULL);
 
     loft_model *m = NULL;
@@ -302,7 +308,8 @@ int cmd_finetune(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     if (model_load(&m, model_path, &st) != LOFT_OK) goto fail;
-    memfit_train_config tc = {o.n_ctx, o.rank, o.modules, o.n_threads, o.checkpoint_activations};
+    memfit_train_config tc = {o.n_ctx, o.rank, o.modules, o.n_threads, o.pack ? ub : 0,
+                              o.checkpoint_activations};
     if (session_check_train_fit("finetune", model_gguf(m), &tc, mem_limit)) {
         rc = 1;
         goto done;
