@@ -45,18 +45,23 @@ accuracy() {
         "$OUT/eval-$3.json"
 }
 
-for T in Q8_0 F16; do
+# Runs: the two bases one example per forward/backward (as PEFT runs them),
+# and Q8_0 again with --pack (a step's examples in one pass).
+for RUN in Q8_0 F16 Q8_0+pack; do
+    T=${RUN%+pack}
+    PACK=""
+    [ "$RUN" != "$T" ] && PACK="--pack"
     [ -f "$OUT/smollm2-$T.gguf" ] || "$LOFT" quantize --allow-requantize "$SRC" "$OUT/smollm2-$T.gguf" "$T" >/dev/null 2>&1
-    rm -rf "$OUT/ck-$T"
+    rm -rf "$OUT/ck-$RUN"
     # shellcheck disable=SC2086
-    /usr/bin/time -f '%M' -o "$OUT/rss-$T" "$LOFT" finetune -m "$OUT/smollm2-$T.gguf" \
+    /usr/bin/time -f '%M' -o "$OUT/rss-$RUN" "$LOFT" finetune -m "$OUT/smollm2-$T.gguf" \
         -f "$DATA/train.jsonl" --val-file "$DATA/validation.jsonl" --assistant-loss-only \
-        -c 128 -b 128 -ub 128 --learning-rate 1e-5 --lr-min 1e-8 --lr-scheduler cosine \
+        -c 128 -b 128 -ub 128 $PACK --learning-rate 1e-5 --lr-min 1e-8 --lr-scheduler cosine \
         --warmup-ratio 0.1 --num-epochs 8 $MAXSTEPS -t "$THREADS" --seed 42 \
         --lora-modules attn_q,attn_k,attn_v,attn_o,ffn_gate,ffn_up,ffn_down \
-        --checkpoint-save-dir "$OUT/ck-$T" --output-adapter "$OUT/adapter-$T.gguf" >/dev/null 2>"$OUT/log-$T"
-    acc=$(accuracy "$OUT/smollm2-$T.gguf" "$OUT/adapter-$T.gguf" "loft-$T")
-    python3 - "$OUT/ck-$T/train_log.jsonl" "$OUT/rss-$T" "$T" "$acc" >>"$OUT/results.jsonl" <<'PY'
+        --checkpoint-save-dir "$OUT/ck-$RUN" --output-adapter "$OUT/adapter-$RUN.gguf" >/dev/null 2>"$OUT/log-$RUN"
+    acc=$(accuracy "$OUT/smollm2-$T.gguf" "$OUT/adapter-$RUN.gguf" "loft-$RUN")
+    python3 - "$OUT/ck-$RUN/train_log.jsonl" "$OUT/rss-$RUN" "$RUN" "$acc" >>"$OUT/results.jsonl" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 tr = [r for r in rows if r["type"] == "train"]
