@@ -269,29 +269,25 @@ static inline __attribute__((always_inline)) void k5_gemm_b32(int64_t n, const v
         k5_gemm_b32(n, w, ws, nrows, x, xs, nx, y, ys, kind);                                      \
     }
 K5_GEMM_B32(k5_gemm_q4_0, KX_Q4_0)
-K5_GEMM_B32(k5_gemm_q5_0, KX_Q5_0)
-K5_GEMM_B32(k5_gemm_q8_0, KX_Q8_0)
 
-/* K-quants: a super-block of 256 values of 16 tokens. q[c] lane j = token
- * j's values 4c..4c+3; p16[i] lane j = token j's 16-value sums 2i and
- * 2i+1 as two int16; p32[i] the same for the 32-value sums 2i and 2i+1. */
+/* Q4_K activations: a super-block of 256 values of 16 tokens. q[c] lane j
+ * = token j's values 4c..4c+3; p32[i] lane j = token j's 32-value sums 2i
+ * and 2i+1 as two int16. */
 typedef struct k5_xkblock {
     __m512i q[QK_K / 4];
-    __m512i p16[8];
     __m512i p32[4];
     __m512 d;
 } k5_xkblock;
 
-#define K5_KKC 4 /* super-blocks per activation chunk */
+#define K5_KKC 8 /* super-blocks per activation chunk */
 #define K5_KG 2  /* groups of 16 tokens the K-quant tiles take per row pass */
 
 static void k5_pack_q8k(k5_xkblock *xb, const void *x, size_t xs, int nx, int64_t b0, int64_t nb)
 {
     for (int64_t b = 0; b < nb; b++) {
-        int32_t q[QK_K / 4][16], p16[8][16], p32[4][16];
+        int32_t q[QK_K / 4][16], p32[4][16];
         float d[16];
         memset(q, 0, sizeof q);
-        memset(p16, 0, sizeof p16);
         memset(p32, 0, sizeof p32);
         memset(d, 0, sizeof d);
         for (int j = 0; j < nx; j++) {
@@ -299,8 +295,6 @@ static void k5_pack_q8k(k5_xkblock *xb, const void *x, size_t xs, int nx, int64_
                 (const kernels_q8k *)((const char *)x + (size_t)j * xs) + b0 + b;
             for (int c = 0; c < QK_K / 4; c++)
                 memcpy(&q[c][j], src->qs + 4 * c, 4);
-            for (int i = 0; i < 8; i++)
-                memcpy(&p16[i][j], src->bsums + 2 * i, 4);
             for (int i = 0; i < 4; i++) {
                 const int16_t s2[2] = {(int16_t)(src->bsums[4 * i] + src->bsums[4 * i + 1]),
                                        (int16_t)(src->bsums[4 * i + 2] + src->bsums[4 * i + 3])};
@@ -310,8 +304,6 @@ static void k5_pack_q8k(k5_xkblock *xb, const void *x, size_t xs, int nx, int64_
         }
         for (int c = 0; c < QK_K / 4; c++)
             xb[b].q[c] = _mm512_loadu_si512(q[c]);
-        for (int i = 0; i < 8; i++)
-            xb[b].p16[i] = _mm512_loadu_si512(p16[i]);
         for (int i = 0; i < 4; i++)
             xb[b].p32[i] = _mm512_loadu_si512(p32[i]);
         xb[b].d = _mm512_loadu_ps(d);
@@ -324,110 +316,66 @@ static inline __attribute__((always_inline)) __m512i k5_pair16(int a, int b)
     return _mm512_set1_epi32((int)(((uint32_t)(uint16_t)(int16_t)b << 16) | (uint16_t)(int16_t)a));
 }
 
-/* Q4_K: Σ_j sc_j Σ q x (exact, int32) times d dx, minus dmin dx Σ_j mn_j
- * (32-value sum of x)_j. Q6_K: Σ_g sc_g Σ q x minus 32 Σ_g sc_g (16-value
- * sum)_g, times d dx. */
+/* Q4_K in llama.cpp's batch order (see loft_kernels.dotb): per pair of
+ * sub-blocks h, the exact integers S_h = sum sc_j (q . x)_j and
+ * M_h = sum mn_j (32-value sum of x)_j over its two sub-blocks j, rounded
+ * into two chains acc += S_h (dw dx), accm += M_h (dmin dx); the output is
+ * acc - accm. The chains run over all of a row's super-blocks, so a row of
+ * more than K5_KKC super-blocks (chunks added in y) is not in that order. */
 static inline __attribute__((always_inline)) void k5_tile_k(const void *w, size_t ws,
                                                             const k5_xkblock *xb, int64_t b0,
                                                             int64_t nb, float *y, size_t ys, int nx,
-                                                            int add, const int R, const int q6)
+                                                            int add, const int R)
 {
-    __m512 acc[K5_R];
+    __m512 acc[K5_R], accm[K5_R];
     K5_UNROLL
     for (int r = 0; r < R; r++)
-        acc[r] = _mm512_setzero_ps();
+        acc[r] = accm[r] = _mm512_setzero_ps();
     _Alignas(32) uint32_t u[QK_K / 4];
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
     for (int64_t b = 0; b < nb; b++) {
         const k5_xkblock *x = &xb[b];
         for (int r = 0; r < R; r++) {
-            __m512i iblk = _mm512_setzero_si512(), icorr = _mm512_setzero_si512();
-            float dd, dm = 0.0f;
-            if (!q6) {
-                const kq_block_q4_k *wb =
-                    (const kq_block_q4_k *)((const char *)w + (size_t)r * ws) + b0 + b;
-                uint8_t sc[8], mn[8];
-                kq_q4k_scales(wb->scales, sc, mn);
-                for (int c = 0; c < 4; c++) {
-                    const __m256i q = kx_load(wb->qs + 32 * c);
-                    _mm256_store_si256((__m256i *)(u + 16 * c), _mm256_and_si256(q, m4));
-                    _mm256_store_si256((__m256i *)(u + 16 * c + 8),
-                                       _mm256_and_si256(_mm256_srli_epi16(q, 4), m4));
-                }
-                K5_FROM_MEMORY(u);
+            const kq_block_q4_k *wb =
+                (const kq_block_q4_k *)((const char *)w + (size_t)r * ws) + b0 + b;
+            uint8_t sc[8], mn[8];
+            kq_q4k_scales(wb->scales, sc, mn);
+            for (int c = 0; c < 4; c++) {
+                const __m256i q = kx_load(wb->qs + 32 * c);
+                _mm256_store_si256((__m256i *)(u + 16 * c), _mm256_and_si256(q, m4));
+                _mm256_store_si256((__m256i *)(u + 16 * c + 8),
+                                   _mm256_and_si256(_mm256_srli_epi16(q, 4), m4));
+            }
+            K5_FROM_MEMORY(u);
+            const __m512 sd = _mm512_mul_ps(_mm512_set1_ps(kx_h2f(wb->d)), x->d);
+            const __m512 sm = _mm512_mul_ps(_mm512_set1_ps(kx_h2f(wb->dmin)), x->d);
+            K5_UNROLL
+            for (int h = 0; h < 4; h++) {
+                __m512i ipair = _mm512_setzero_si512();
                 K5_UNROLL
-                for (int j = 0; j < 8; j++) {
+                for (int j = 2 * h; j < 2 * h + 2; j++) {
                     __m512i is = _mm512_setzero_si512();
                     K5_UNROLL
                     for (int c = 0; c < 8; c++)
                         is = _mm512_dpbusd_epi32(is, _mm512_set1_epi32((int)u[8 * j + c]),
                                                  x->q[8 * j + c]);
-                    iblk = _mm512_add_epi32(iblk, _mm512_mullo_epi32(is, _mm512_set1_epi32(sc[j])));
+                    ipair = _mm512_add_epi32(ipair, _mm512_mullo_epi32(is, _mm512_set1_epi32(sc[j])));
                 }
-                K5_UNROLL
-                for (int i = 0; i < 4; i++)
-                    icorr =
-                        _mm512_dpwssd_epi32(icorr, x->p32[i], k5_pair16(mn[2 * i], mn[2 * i + 1]));
-                dd = kx_h2f(wb->d);
-                dm = kx_h2f(wb->dmin);
-            } else {
-                const kq_block_q6_k *wb =
-                    (const kq_block_q6_k *)((const char *)w + (size_t)r * ws) + b0 + b;
-                for (int h = 0; h < 2; h++) {
-                    const __m256i qa = kx_load(wb->ql + 64 * h), qb = kx_load(wb->ql + 64 * h + 32);
-                    const __m256i hb = kx_load(wb->qh + 32 * h);
-                    uint32_t *uh = u + 32 * h;
-                    _mm256_store_si256(
-                        (__m256i *)uh,
-                        _mm256_or_si256(_mm256_and_si256(qa, m4),
-                                        _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30)));
-                    _mm256_store_si256(
-                        (__m256i *)(uh + 8),
-                        _mm256_or_si256(_mm256_and_si256(qb, m4),
-                                        _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30)));
-                    _mm256_store_si256(
-                        (__m256i *)(uh + 16),
-                        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), m4),
-                                        _mm256_and_si256(hb, m30)));
-                    _mm256_store_si256(
-                        (__m256i *)(uh + 24),
-                        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), m4),
-                                        _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30)));
-                }
-                K5_FROM_MEMORY(u);
-                K5_UNROLL
-                for (int g = 0; g < 16; g++) {
-                    __m512i is = _mm512_setzero_si512();
-                    K5_UNROLL
-                    for (int c = 0; c < 4; c++)
-                        is = _mm512_dpbusd_epi32(is, _mm512_set1_epi32((int)u[4 * g + c]),
-                                                 x->q[4 * g + c]);
-                    iblk = _mm512_add_epi32(
-                        iblk, _mm512_mullo_epi32(is, _mm512_set1_epi32(wb->scales[g])));
-                }
-                K5_UNROLL
-                for (int i = 0; i < 8; i++)
-                    icorr = _mm512_dpwssd_epi32(
-                        icorr, x->p16[i], k5_pair16(wb->scales[2 * i], wb->scales[2 * i + 1]));
-                iblk = _mm512_sub_epi32(iblk, _mm512_slli_epi32(icorr, 5));
-                dd = kx_h2f(wb->d);
+                const __m512i imin = _mm512_dpwssd_epi32(_mm512_setzero_si512(), x->p32[h],
+                                                         k5_pair16(mn[2 * h], mn[2 * h + 1]));
+                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ipair), sd, acc[r]);
+                accm[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(imin), sm, accm[r]);
             }
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iblk),
-                                     _mm512_mul_ps(x->d, _mm512_set1_ps(dd)), acc[r]);
-            if (!q6)
-                acc[r] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(icorr),
-                                          _mm512_mul_ps(x->d, _mm512_set1_ps(dm)), acc[r]);
         }
     }
     K5_UNROLL
     for (int r = 0; r < R; r++)
-        k5_store_lanes(y + r, ys, nx, acc[r], add);
+        k5_store_lanes(y + r, ys, nx, _mm512_sub_ps(acc[r], accm[r]), add);
 }
 
 static inline __attribute__((always_inline)) void k5_gemm_k(int64_t n, const void *w, size_t ws,
                                                             int64_t nrows, const void *x, size_t xs,
-                                                            int nx, float *y, size_t ys,
-                                                            const int q6)
+                                                            int nx, float *y, size_t ys)
 {
     _Alignas(64) k5_xkblock xb[K5_KG][K5_KKC];
     const int64_t nbt = n / QK_K;
@@ -442,7 +390,7 @@ static inline __attribute__((always_inline)) void k5_gemm_k(int64_t n, const voi
             const int add = b0 > 0;
             for (int g = 0; g < G; g++)
                 k5_pack_q8k(xb[g], xt + (size_t)(16 * g) * xs, xs, K5_GX(tx, g), b0, nb);
-            const size_t bsz = q6 ? sizeof(kq_block_q6_k) : sizeof(kq_block_q4_k);
+            const size_t bsz = sizeof(kq_block_q4_k);
             int64_t r = 0;
             for (; r + K5_R <= nrows; r += K5_R) {
                 if (r + 2 * K5_R <= nrows)
@@ -450,12 +398,12 @@ static inline __attribute__((always_inline)) void k5_gemm_k(int64_t n, const voi
                                      (size_t)b0 * bsz, (size_t)nb * bsz);
                 for (int g = 0; g < G; g++)
                     k5_tile_k((const char *)w + (size_t)r * ws, ws, xb[g], b0, nb,
-                              yt + (size_t)(16 * g) * ys + r, ys, K5_GX(tx, g), add, K5_R, q6);
+                              yt + (size_t)(16 * g) * ys + r, ys, K5_GX(tx, g), add, K5_R);
             }
             for (; r < nrows; r++)
                 for (int g = 0; g < G; g++)
                     k5_tile_k((const char *)w + (size_t)r * ws, ws, xb[g], b0, nb,
-                              yt + (size_t)(16 * g) * ys + r, ys, K5_GX(tx, g), add, 1, q6);
+                              yt + (size_t)(16 * g) * ys + r, ys, K5_GX(tx, g), add, 1);
         }
     }
 }
@@ -463,14 +411,9 @@ static inline __attribute__((always_inline)) void k5_gemm_k(int64_t n, const voi
 static void k5_gemm_q4_k(int64_t n, const void *w, size_t ws, int64_t nrows, const void *x,
                          size_t xs, int nx, float *y, size_t ys)
 {
-    k5_gemm_k(n, w, ws, nrows, x, xs, nx, y, ys, 0);
+    k5_gemm_k(n, w, ws, nrows, x, xs, nx, y, ys);
 }
 
-static void k5_gemm_q6_k(int64_t n, const void *w, size_t ws, int64_t nrows, const void *x,
-                         size_t xs, int nx, float *y, size_t ys)
-{
-    k5_gemm_k(n, w, ws, nrows, x, xs, nx, y, ys, 1);
-}
 
 /* Float weights: the activations of a chunk of k values are transposed to
  * xt[k][16 tokens]; R weight rows of the chunk are converted to F32 once
@@ -603,10 +546,7 @@ static void kx_extra_fill(loft_kernels *kt)
      * even for prompts, and the dot product here sums in that same order
      * (8 lanes of 4-value sums, see x86_body.h), which test_model_logits
      * holds to llama.cpp's logits; a tile would reorder those sums. */
-    kt->gemm[LOFT_TYPE_Q5_0] = k5_gemm_q5_0;
-    kt->gemm[LOFT_TYPE_Q8_0] = k5_gemm_q8_0;
     kt->gemm[LOFT_TYPE_Q4_K] = k5_gemm_q4_k;
-    kt->gemm[LOFT_TYPE_Q6_K] = k5_gemm_q6_k;
     kt->gemm[LOFT_TYPE_F32] = k5_gemm_f32;
     kt->gemm[LOFT_TYPE_F16] = k5_gemm_f16;
     kt->gemm[LOFT_TYPE_BF16] = k5_gemm_bf16;

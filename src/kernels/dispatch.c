@@ -202,27 +202,37 @@ static void kd_matmul_part(void *arg, int ith, int nth)
     const kernels_dot2_fn dot2 = jb->kt->dot2[w->type];
     const char *wbase = w->data;
     const kernels_gemm_fn gemm = jb->kt->gemm[w->type];
+    const kernels_dot_fn dotb = jb->kt->dotb[w->type];
+    /* tokens [0, Tb) in the batch order (see loft_kernels.dotb) */
+    const uint8_t rule = dotb ? jb->kt->dotb_rule[w->type] : 0;
+    const int64_t Tb = rule == KERNELS_DOTB_FOURS   ? jb->T - jb->T % 4
+                       : rule == KERNELS_DOTB_FROM8 ? (jb->T >= 8 ? jb->T : 0)
+                                                    : 0;
     float out[2 * KERNELS_MAX_NX];
     for (int64_t t0 = 0; t0 < jb->T;) {
         const char *xt = (const char *)jb->xq + (size_t)t0 * jb->x_row_bytes;
         float *yt = jb->y + (size_t)t0 * (size_t)N;
+        const bool batch = t0 < Tb;
+        const int64_t end = batch ? Tb : jb->T;
         /* Tiles of many tokens where enough are left; the tokens each pass
-         * takes depend on T only, never on the thread count. */
-        if (gemm && jb->T - t0 >= KD_GEMM_MIN_NX) {
-            const int gx = jb->T - t0 < KERNELS_GEMM_NX ? (int)(jb->T - t0) : KERNELS_GEMM_NX;
+         * takes depend on T only, never on the thread count. A type with a
+         * batch order tiles only the tokens that take it. */
+        if (gemm && (batch || !dotb) && end - t0 >= KD_GEMM_MIN_NX) {
+            const int gx = end - t0 < KERNELS_GEMM_NX ? (int)(end - t0) : KERNELS_GEMM_NX;
             if (r1 > r0)
                 gemm(w->n_in, wbase + (size_t)r0 * w->row_bytes, w->row_bytes, r1 - r0, xt,
                      jb->x_row_bytes, gx, yt + r0, (size_t)N);
             t0 += gx;
             continue;
         }
-        const int nx = jb->T - t0 < KERNELS_MAX_NX ? (int)(jb->T - t0) : KERNELS_MAX_NX;
+        const int nx = end - t0 < KERNELS_MAX_NX ? (int)(end - t0) : KERNELS_MAX_NX;
+        const kernels_dot_fn d1 = batch ? dotb : dot;
         t0 += nx;
         int64_t r = r0;
         /* Pairs only for several tokens: with one token the product streams
          * weights from memory, and two interleaved row streams measured up to
          * 3x slower (Q8_0 decode) than one. */
-        if (dot2 && nx > 1)
+        if (dot2 && !dotb && nx > 1)
             for (; r + 2 <= r1; r += 2) {
                 dot2(w->n_in, wbase + (size_t)r * w->row_bytes, w->row_bytes, xt, jb->x_row_bytes,
                      nx, out);
@@ -232,7 +242,7 @@ static void kd_matmul_part(void *arg, int ith, int nth)
                 }
             }
         for (; r < r1; r++) {
-            dot(w->n_in, wbase + (size_t)r * w->row_bytes, xt, jb->x_row_bytes, nx, out);
+            d1(w->n_in, wbase + (size_t)r * w->row_bytes, xt, jb->x_row_bytes, nx, out);
             for (int j = 0; j < nx; j++) yt[(size_t)j * (size_t)N + (size_t)r] = out[j];
         }
     }

@@ -137,6 +137,11 @@ typedef void (*kernels_attn_fn)(float *out, const float *q, int ng, const void *
 /* out[i] = act(gate[i]) * up[i] for n values; out may alias gate or up. */
 typedef void (*kernels_glu_fn)(float *out, const float *gate, const float *up, int64_t n);
 
+enum {
+    KERNELS_DOTB_FOURS = 1, /* dotb for the first T - T % 4 of T tokens */
+    KERNELS_DOTB_FROM8 = 2, /* dotb for all T tokens when T >= 8 */
+};
+
 typedef struct loft_kernels {
     const char *name; /* "ref", "avx2", "avx512", "neon" */
     kernels_quant_fn quantize_q8;
@@ -144,6 +149,16 @@ typedef struct loft_kernels {
     kernels_dot_fn dot[LOFT_TYPE_COUNT]; /* NULL: type has no dot product */
     kernels_dot2_fn dot2[LOFT_TYPE_COUNT]; /* NULL: use dot row by row */
     kernels_gemm_fn gemm[LOFT_TYPE_COUNT]; /* NULL: use dot2 / dot */
+    /* Optional: the dot product in the order llama.cpp's CPU backend uses
+     * for some tokens of a batch of T (product of T activation rows), which
+     * dotb_rule says; the other tokens go through dot, and gemm, where set,
+     * follows dotb. Q4_K (KERNELS_DOTB_FOURS): llama.cpp's repacked gemm
+     * takes the first T - T % 4 tokens four at a time and rounds after
+     * every 64 values, its gemv the rest, rounding after every 256. Q6_K
+     * (KERNELS_DOTB_FROM8): its tiled K-quant matmul takes batches of 8
+     * tokens or more, its vector dot product smaller ones. */
+    kernels_dot_fn dotb[LOFT_TYPE_COUNT];
+    uint8_t dotb_rule[LOFT_TYPE_COUNT];
     kernels_attn_fn attn_group;
     kernels_glu_fn swiglu; /* act = silu: x / (1 + e^-x) */
     kernels_glu_fn geglu;  /* act = gelu, tanh form: x / 2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
