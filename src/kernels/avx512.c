@@ -270,6 +270,146 @@ static inline __attribute__((always_inline)) void k5_gemm_b32(int64_t n, const v
     }
 K5_GEMM_B32(k5_gemm_q4_0, KX_Q4_0)
 
+/* Q5_0 / Q8_0 tiles in llama.cpp's order (see kx_b32s_body in x86_body.h):
+ * each (row, token) keeps ggml's eight 8-lane accumulators, here as eight
+ * registers c = 0..7 holding lane c of 16 tokens, one token per 32-bit
+ * lane; per block, acc_c = fma(dw dx, float(lane c's signed sum), acc_c),
+ * and at the end ggml's horizontal-sum order ((a0+a4)+(a2+a6)) +
+ * ((a1+a5)+(a3+a7)). The unsigned weights (offset `off`) meet the
+ * activations in vpdpbusd starting from -off times the activations' 4-value
+ * sums, so each lane's integer is exactly ggml's. A call packs the whole
+ * row of each 16 tokens (K5_SMAXB blocks at most; longer rows go through
+ * the dot product, which sums in the same order). */
+#define K5_SMAXB 64 /* 32-value blocks a packed activation row holds */
+#define K5_SR 3     /* weight rows per tile: 8 accumulators each */
+
+typedef struct k5_xsblock {
+    __m512i q[8];    /* lane j: token j's values 4c..4c+3 */
+    __m512i init[8]; /* lane j: -off * (sum of those 4 values) */
+    __m512 d;
+} k5_xsblock;
+
+static void k5_pack_q8s(k5_xsblock *xb, const void *x, size_t xs, int nx, int64_t nb, int32_t off)
+{
+    for (int64_t b = 0; b < nb; b++) {
+        int32_t q[8][16], init[8][16];
+        float d[16];
+        memset(q, 0, sizeof q);
+        memset(init, 0, sizeof init);
+        memset(d, 0, sizeof d);
+        for (int j = 0; j < nx; j++) {
+            const kernels_q8 *src = (const kernels_q8 *)((const char *)x + (size_t)j * xs) + b;
+            for (int c = 0; c < 8; c++) {
+                memcpy(&q[c][j], src->qs + 4 * c, 4);
+                const int8_t *v = src->qs + 4 * c;
+                init[c][j] = -off * (v[0] + v[1] + v[2] + v[3]);
+            }
+            d[j] = src->d;
+        }
+        for (int c = 0; c < 8; c++) {
+            xb[b].q[c] = _mm512_loadu_si512(q[c]);
+            xb[b].init[c] = _mm512_loadu_si512(init[c]);
+        }
+        xb[b].d = _mm512_loadu_ps(d);
+    }
+}
+
+static inline __attribute__((always_inline)) void k5_tile_s(const void *w, size_t ws,
+                                                            const k5_xsblock *xb, int64_t nb,
+                                                            float *y, size_t ys, int nx,
+                                                            const int R, const int kind)
+{
+    __m512 acc[K5_SR][8];
+    K5_UNROLL
+    for (int r = 0; r < R; r++)
+        K5_UNROLL
+        for (int c = 0; c < 8; c++)
+            acc[r][c] = _mm512_setzero_ps();
+    _Alignas(32) uint32_t u[K5_SR][8];
+    for (int64_t b = 0; b < nb; b++) {
+        const k5_xsblock *x = &xb[b];
+        __m512 scale[K5_SR];
+        K5_UNROLL
+        for (int r = 0; r < R; r++) {
+            float d, m = 0.0f;
+            const __m256i v = kx_unpack32((const char *)w + (size_t)r * ws, b, kind, &d, &m);
+            _mm256_store_si256((__m256i *)u[r], v);
+            scale[r] = _mm512_mul_ps(_mm512_set1_ps(d), x->d);
+        }
+        K5_FROM_MEMORY(u);
+        K5_UNROLL
+        for (int c = 0; c < 8; c++) {
+            const __m512i xq = x->q[c], init = x->init[c];
+            K5_UNROLL
+            for (int r = 0; r < R; r++) {
+                const __m512i p = _mm512_dpbusd_epi32(init, _mm512_set1_epi32((int)u[r][c]), xq);
+                acc[r][c] = _mm512_fmadd_ps(scale[r], _mm512_cvtepi32_ps(p), acc[r][c]);
+            }
+        }
+    }
+    K5_UNROLL
+    for (int r = 0; r < R; r++) {
+        const __m512 a04 = _mm512_add_ps(acc[r][0], acc[r][4]);
+        const __m512 a26 = _mm512_add_ps(acc[r][2], acc[r][6]);
+        const __m512 a15 = _mm512_add_ps(acc[r][1], acc[r][5]);
+        const __m512 a37 = _mm512_add_ps(acc[r][3], acc[r][7]);
+        const __m512 sum = _mm512_add_ps(_mm512_add_ps(a04, a26), _mm512_add_ps(a15, a37));
+        k5_store_lanes(y + r, ys, nx, sum, 0);
+    }
+}
+
+static inline __attribute__((always_inline)) void k5_gemm_s(int64_t n, const void *w, size_t ws,
+                                                            int64_t nrows, const void *x,
+                                                            size_t xs, int nx, float *y,
+                                                            size_t ys, const int kind)
+{
+    const int64_t nb = n / 32;
+    if (nb > K5_SMAXB) {
+        for (int64_t r = 0; r < nrows; r++)
+            for (int t0 = 0; t0 < nx; t0 += KERNELS_MAX_NX) {
+                const int tx = nx - t0 < KERNELS_MAX_NX ? nx - t0 : KERNELS_MAX_NX;
+                float out[KERNELS_MAX_NX];
+                if (kind == KX_Q5_0)
+                    kx_dot_q5_0(n, (const char *)w + (size_t)r * ws,
+                                (const char *)x + (size_t)t0 * xs, xs, tx, out);
+                else
+                    kx_dot_q8_0(n, (const char *)w + (size_t)r * ws,
+                                (const char *)x + (size_t)t0 * xs, xs, tx, out);
+                for (int j = 0; j < tx; j++) y[(size_t)(t0 + j) * ys + (size_t)r] = out[j];
+            }
+        return;
+    }
+    _Alignas(64) k5_xsblock xb[K5_SMAXB];
+    const int32_t off = kind == KX_Q5_0 ? 16 : 128;
+    const size_t bsz = kind == KX_Q5_0 ? sizeof(kq_block_q5_0) : sizeof(kq_block_q8_0);
+    for (int t0 = 0; t0 < nx; t0 += 16) {
+        const int tx = nx - t0 < 16 ? nx - t0 : 16;
+        k5_pack_q8s(xb, (const char *)x + (size_t)t0 * xs, xs, tx, nb, off);
+        float *yt = y + (size_t)t0 * ys;
+        int64_t r = 0;
+        for (; r + K5_SR <= nrows; r += K5_SR) {
+            if (r + 2 * K5_SR <= nrows)
+                k5_prefetch_rows((const char *)w + (size_t)(r + K5_SR) * ws, ws, K5_SR, 0,
+                                 (size_t)nb * bsz);
+            k5_tile_s((const char *)w + (size_t)r * ws, ws, xb, nb, yt + r, ys, tx, K5_SR, kind);
+        }
+        for (; r < nrows; r++)
+            k5_tile_s((const char *)w + (size_t)r * ws, ws, xb, nb, yt + r, ys, tx, 1, kind);
+    }
+}
+
+static void k5_gemm_q5_0(int64_t n, const void *w, size_t ws, int64_t nrows, const void *x,
+                         size_t xs, int nx, float *y, size_t ys)
+{
+    k5_gemm_s(n, w, ws, nrows, x, xs, nx, y, ys, KX_Q5_0);
+}
+
+static void k5_gemm_q8_0(int64_t n, const void *w, size_t ws, int64_t nrows, const void *x,
+                         size_t xs, int nx, float *y, size_t ys)
+{
+    k5_gemm_s(n, w, ws, nrows, x, xs, nx, y, ys, KX_Q8_0);
+}
+
 /* Q4_K activations: a super-block of 256 values of 16 tokens. q[c] lane j
  * = token j's values 4c..4c+3; p32[i] lane j = token j's 32-value sums 2i
  * and 2i+1 as two int16. */
@@ -546,6 +686,8 @@ static void kx_extra_fill(loft_kernels *kt)
      * even for prompts, and the dot product here sums in that same order
      * (8 lanes of 4-value sums, see x86_body.h), which test_model_logits
      * holds to llama.cpp's logits; a tile would reorder those sums. */
+    kt->gemm[LOFT_TYPE_Q5_0] = k5_gemm_q5_0;
+    kt->gemm[LOFT_TYPE_Q8_0] = k5_gemm_q8_0;
     kt->gemm[LOFT_TYPE_Q4_K] = k5_gemm_q4_k;
     kt->gemm[LOFT_TYPE_F32] = k5_gemm_f32;
     kt->gemm[LOFT_TYPE_F16] = k5_gemm_f16;

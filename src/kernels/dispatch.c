@@ -5,6 +5,7 @@
  * A build that leaves the instruction-set files out (the clang fuzz build
  * filters them) defines LOFT_NO_ISA_KERNELS and gets the ref set only.
  */
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -386,6 +387,25 @@ void kernels_attention(const loft_kernels *kt, threadpool *pool, float *out, con
 
 /* ---- gated activations --------------------------------------------------- */
 
+static uint16_t kd_gelu_f16[1 << 16];
+static pthread_once_t kd_gelu_f16_once = PTHREAD_ONCE_INIT;
+
+static void kd_gelu_f16_build(void)
+{
+    const float c = 0.79788456080286535587989211986876f; /* sqrt(2/pi) */
+    for (uint32_t h = 0; h < (1u << 16); h++) {
+        const float x = loft_f16_to_f32((uint16_t)h);
+        kd_gelu_f16[h] =
+            loft_f32_to_f16(0.5f * x * (1.0f + tanhf(c * x * fmaf(0.044715f * x, x, 1.0f))));
+    }
+}
+
+const uint16_t *kernels_gelu_f16_table(void)
+{
+    pthread_once(&kd_gelu_f16_once, kd_gelu_f16_build);
+    return kd_gelu_f16;
+}
+
 typedef struct kd_glu_job {
     kernels_glu_fn fn;
     float *out;
@@ -407,7 +427,11 @@ static void kd_glu_part(void *arg, int ith, int nth)
 void kernels_glu(const loft_kernels *kt, threadpool *pool, int kind, float *out, const float *gate,
                  const float *up, int64_t n)
 {
-    kd_glu_job jb = {kind == KERNELS_GEGLU ? kt->geglu : kt->swiglu, out, gate, up, n};
+    kd_glu_job jb = {kind == KERNELS_GEGLU       ? kt->geglu
+                     : kind == KERNELS_GEGLU_F16 ? kt->geglu_f16
+                                                 : kt->swiglu,
+                     out, gate, up, n};
+    if (kind == KERNELS_GEGLU_F16) (void)kernels_gelu_f16_table(); /* built before threads share it */
     if (threadpool_size(pool) == 1 || n < 4096)
         kd_glu_part(&jb, 0, 1);
     else

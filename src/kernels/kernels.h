@@ -162,7 +162,16 @@ typedef struct loft_kernels {
     kernels_attn_fn attn_group;
     kernels_glu_fn swiglu; /* act = silu: x / (1 + e^-x) */
     kernels_glu_fn geglu;  /* act = gelu, tanh form: x / 2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+    /* act = gelu as ggml's CPU backend computes it for F32 tensors: 0 for
+     * x <= -10, x for x >= 10, else the kernels_gelu_f16_table entry of x
+     * rounded to F16; the product with up in float. */
+    kernels_glu_fn geglu_f16;
 } loft_kernels;
+
+/* gelu of every F16 value (the index's bits), rounded to F16: ggml's
+ * table, built once with the rounding its compiled gelu has (it fuses
+ * 1 + 0.044715 x x into fma(0.044715 x, x, 1)). Never NULL. */
+const uint16_t *kernels_gelu_f16_table(void);
 
 /* The table in use: chosen once (thread-safe) from cpuid and LOFT_ISA.
  * An unknown or unsupported LOFT_ISA falls back to the best set. Never NULL. */
@@ -239,10 +248,11 @@ void kernels_attention(const loft_kernels *kt, threadpool *pool, float *out, con
 /* Floats of scratch kernels_attention needs for n_pos positions. */
 size_t kernels_attention_scratch(const threadpool *pool, int32_t n_pos);
 
-enum { KERNELS_SWIGLU, KERNELS_GEGLU };
+enum { KERNELS_SWIGLU, KERNELS_GEGLU, KERNELS_GEGLU_F16 };
 
-/* out[i] = act(gate[i]) * up[i] for n values (act: KERNELS_SWIGLU or
- * KERNELS_GEGLU), split across the pool's threads in contiguous ranges.
+/* out[i] = act(gate[i]) * up[i] for n values (act: KERNELS_SWIGLU,
+ * KERNELS_GEGLU or KERNELS_GEGLU_F16, see loft_kernels), split across the
+ * pool's threads in contiguous ranges.
  * out may alias gate or up. */
 void kernels_glu(const loft_kernels *kt, threadpool *pool, int kind, float *out, const float *gate,
                  const float *up, int64_t n);

@@ -803,6 +803,7 @@ void KX_FILL(loft_kernels *kt)
     kt->attn_group = kx_attn_group;
     kt->swiglu = kx_swiglu;
     kt->geglu = kx_geglu;
+    kt->geglu_f16 = kx_geglu_f16;
 #if KX_EXTRA_FILL
     kx_extra_fill(kt);
 #endif

@@ -83,7 +83,8 @@ static void gemma3_forward(loft_model *m, kv_cache *kv, const int32_t *tokens, i
         if (m->f32_act || kernels_x_format(L->ffn_gate.type) == KERNELS_X_F32)
             kernels_glu(m->kt, m->pool, KERNELS_GEGLU, s->gate, s->gate, s->up, (int64_t)n * F);
         else
-            geglu_f16_forward(s->gate, s->gate, s->up, (int64_t)n * F);
+            kernels_glu(m->kt, m->pool, KERNELS_GEGLU_F16, s->gate, s->gate, s->up,
+                        (int64_t)n * F);
         model_matmul(m, proj, s->gate, &L->ffn_down, n);
         rmsnorm_forward(proj, proj, weight_f32(&L->ffn_post_norm), n, C, hp->norm_eps);
         model_add_rows(x, proj, (int64_t)n * C);
