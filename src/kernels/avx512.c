@@ -415,6 +415,7 @@ static void k5_gemm_q8_0(int64_t n, const void *w, size_t ws, int64_t nrows, con
  * and 2i+1 as two int16. */
 typedef struct k5_xkblock {
     __m512i q[QK_K / 4];
+    __m512i p16[8]; /* lane j: token j's 16-value sums 2i and 2i+1 as two int16 */
     __m512i p32[4];
     __m512 d;
 } k5_xkblock;
@@ -425,9 +426,10 @@ typedef struct k5_xkblock {
 static void k5_pack_q8k(k5_xkblock *xb, const void *x, size_t xs, int nx, int64_t b0, int64_t nb)
 {
     for (int64_t b = 0; b < nb; b++) {
-        int32_t q[QK_K / 4][16], p32[4][16];
+        int32_t q[QK_K / 4][16], p16[8][16], p32[4][16];
         float d[16];
         memset(q, 0, sizeof q);
+        memset(p16, 0, sizeof p16);
         memset(p32, 0, sizeof p32);
         memset(d, 0, sizeof d);
         for (int j = 0; j < nx; j++) {
@@ -435,6 +437,8 @@ static void k5_pack_q8k(k5_xkblock *xb, const void *x, size_t xs, int nx, int64_
                 (const kernels_q8k *)((const char *)x + (size_t)j * xs) + b0 + b;
             for (int c = 0; c < QK_K / 4; c++)
                 memcpy(&q[c][j], src->qs + 4 * c, 4);
+            for (int i = 0; i < 8; i++)
+                memcpy(&p16[i][j], src->bsums + 2 * i, 4);
             for (int i = 0; i < 4; i++) {
                 const int16_t s2[2] = {(int16_t)(src->bsums[4 * i] + src->bsums[4 * i + 1]),
                                        (int16_t)(src->bsums[4 * i + 2] + src->bsums[4 * i + 3])};
@@ -444,6 +448,8 @@ static void k5_pack_q8k(k5_xkblock *xb, const void *x, size_t xs, int nx, int64_
         }
         for (int c = 0; c < QK_K / 4; c++)
             xb[b].q[c] = _mm512_loadu_si512(q[c]);
+        for (int i = 0; i < 8; i++)
+            xb[b].p16[i] = _mm512_loadu_si512(p16[i]);
         for (int i = 0; i < 4; i++)
             xb[b].p32[i] = _mm512_loadu_si512(p32[i]);
         xb[b].d = _mm512_loadu_ps(d);
@@ -513,9 +519,79 @@ static inline __attribute__((always_inline)) void k5_tile_k(const void *w, size_
         k5_store_lanes(y + r, ys, nx, _mm512_sub_ps(acc[r], accm[r]), add);
 }
 
+/* Q6_K in the order of llama.cpp's tiled K-quant matmul (loft_kernels.dotb,
+ * batches of 8 tokens or more): per super-block the exact integer
+ * S = sum_g sc_g (q - 32) . x over its 16-value groups g, then
+ * y = fma(S dw, dx, y). That single chain continues across activation
+ * chunks: a later chunk starts from the y the earlier one left. */
+static inline __attribute__((always_inline)) void k5_tile_q6(const void *w, size_t ws,
+                                                             const k5_xkblock *xb, int64_t b0,
+                                                             int64_t nb, float *y, size_t ys,
+                                                             int nx, int add, const int R)
+{
+    __m512 acc[K5_R];
+    K5_UNROLL
+    for (int r = 0; r < R; r++) {
+        acc[r] = _mm512_setzero_ps();
+        if (add) {
+            float l[16] = {0};
+            for (int j = 0; j < nx; j++) l[j] = y[(size_t)j * ys + (size_t)r];
+            acc[r] = _mm512_loadu_ps(l);
+        }
+    }
+    _Alignas(32) uint32_t u[QK_K / 4];
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+    for (int64_t b = 0; b < nb; b++) {
+        const k5_xkblock *x = &xb[b];
+        for (int r = 0; r < R; r++) {
+            const kq_block_q6_k *wb =
+                (const kq_block_q6_k *)((const char *)w + (size_t)r * ws) + b0 + b;
+            for (int h = 0; h < 2; h++) {
+                const __m256i qa = kx_load(wb->ql + 64 * h), qb = kx_load(wb->ql + 64 * h + 32);
+                const __m256i hb = kx_load(wb->qh + 32 * h);
+                uint32_t *uh = u + 32 * h;
+                _mm256_store_si256((__m256i *)uh,
+                                   _mm256_or_si256(_mm256_and_si256(qa, m4),
+                                                   _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30)));
+                _mm256_store_si256((__m256i *)(uh + 8),
+                                   _mm256_or_si256(_mm256_and_si256(qb, m4),
+                                                   _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30)));
+                _mm256_store_si256((__m256i *)(uh + 16),
+                                   _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), m4),
+                                                   _mm256_and_si256(hb, m30)));
+                _mm256_store_si256((__m256i *)(uh + 24),
+                                   _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), m4),
+                                                   _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30)));
+            }
+            K5_FROM_MEMORY(u);
+            __m512i iblk = _mm512_setzero_si512(), icorr = _mm512_setzero_si512();
+            K5_UNROLL
+            for (int g = 0; g < 16; g++) {
+                __m512i is = _mm512_setzero_si512();
+                K5_UNROLL
+                for (int c = 0; c < 4; c++)
+                    is = _mm512_dpbusd_epi32(is, _mm512_set1_epi32((int)u[4 * g + c]),
+                                             x->q[4 * g + c]);
+                iblk = _mm512_add_epi32(iblk, _mm512_mullo_epi32(is, _mm512_set1_epi32(wb->scales[g])));
+            }
+            K5_UNROLL
+            for (int i = 0; i < 8; i++)
+                icorr = _mm512_dpwssd_epi32(icorr, x->p16[i],
+                                            k5_pair16(wb->scales[2 * i], wb->scales[2 * i + 1]));
+            iblk = _mm512_sub_epi32(iblk, _mm512_slli_epi32(icorr, 5));
+            const __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(iblk), _mm512_set1_ps(kx_h2f(wb->d)));
+            acc[r] = _mm512_fmadd_ps(t, x->d, acc[r]);
+        }
+    }
+    K5_UNROLL
+    for (int r = 0; r < R; r++)
+        k5_store_lanes(y + r, ys, nx, acc[r], 0);
+}
+
 static inline __attribute__((always_inline)) void k5_gemm_k(int64_t n, const void *w, size_t ws,
                                                             int64_t nrows, const void *x, size_t xs,
-                                                            int nx, float *y, size_t ys)
+                                                            int nx, float *y, size_t ys,
+                                                            const int q6)
 {
     _Alignas(64) k5_xkblock xb[K5_KG][K5_KKC];
     const int64_t nbt = n / QK_K;
@@ -530,20 +606,30 @@ static inline __attribute__((always_inline)) void k5_gemm_k(int64_t n, const voi
             const int add = b0 > 0;
             for (int g = 0; g < G; g++)
                 k5_pack_q8k(xb[g], xt + (size_t)(16 * g) * xs, xs, K5_GX(tx, g), b0, nb);
-            const size_t bsz = sizeof(kq_block_q4_k);
+            const size_t bsz = q6 ? sizeof(kq_block_q6_k) : sizeof(kq_block_q4_k);
             int64_t r = 0;
             for (; r + K5_R <= nrows; r += K5_R) {
                 if (r + 2 * K5_R <= nrows)
                     k5_prefetch_rows((const char *)w + (size_t)(r + K5_R) * ws, ws, K5_R,
                                      (size_t)b0 * bsz, (size_t)nb * bsz);
-                for (int g = 0; g < G; g++)
-                    k5_tile_k((const char *)w + (size_t)r * ws, ws, xb[g], b0, nb,
-                              yt + (size_t)(16 * g) * ys + r, ys, K5_GX(tx, g), add, K5_R);
+                for (int g = 0; g < G; g++) {
+                    const void *wr = (const char *)w + (size_t)r * ws;
+                    float *yg = yt + (size_t)(16 * g) * ys + r;
+                    if (q6)
+                        k5_tile_q6(wr, ws, xb[g], b0, nb, yg, ys, K5_GX(tx, g), add, K5_R);
+                    else
+                        k5_tile_k(wr, ws, xb[g], b0, nb, yg, ys, K5_GX(tx, g), add, K5_R);
+                }
             }
             for (; r < nrows; r++)
-                for (int g = 0; g < G; g++)
-                    k5_tile_k((const char *)w + (size_t)r * ws, ws, xb[g], b0, nb,
-                              yt + (size_t)(16 * g) * ys + r, ys, K5_GX(tx, g), add, 1);
+                for (int g = 0; g < G; g++) {
+                    const void *wr = (const char *)w + (size_t)r * ws;
+                    float *yg = yt + (size_t)(16 * g) * ys + r;
+                    if (q6)
+                        k5_tile_q6(wr, ws, xb[g], b0, nb, yg, ys, K5_GX(tx, g), add, 1);
+                    else
+                        k5_tile_k(wr, ws, xb[g], b0, nb, yg, ys, K5_GX(tx, g), add, 1);
+                }
         }
     }
 }
@@ -551,7 +637,13 @@ static inline __attribute__((always_inline)) void k5_gemm_k(int64_t n, const voi
 static void k5_gemm_q4_k(int64_t n, const void *w, size_t ws, int64_t nrows, const void *x,
                          size_t xs, int nx, float *y, size_t ys)
 {
-    k5_gemm_k(n, w, ws, nrows, x, xs, nx, y, ys);
+    k5_gemm_k(n, w, ws, nrows, x, xs, nx, y, ys, 0);
+}
+
+static void k5_gemm_q6_k(int64_t n, const void *w, size_t ws, int64_t nrows, const void *x,
+                         size_t xs, int nx, float *y, size_t ys)
+{
+    k5_gemm_k(n, w, ws, nrows, x, xs, nx, y, ys, 1);
 }
 
 
@@ -689,6 +781,7 @@ static void kx_extra_fill(loft_kernels *kt)
     kt->gemm[LOFT_TYPE_Q5_0] = k5_gemm_q5_0;
     kt->gemm[LOFT_TYPE_Q8_0] = k5_gemm_q8_0;
     kt->gemm[LOFT_TYPE_Q4_K] = k5_gemm_q4_k;
+    kt->gemm[LOFT_TYPE_Q6_K] = k5_gemm_q6_k;
     kt->gemm[LOFT_TYPE_F32] = k5_gemm_f32;
     kt->gemm[LOFT_TYPE_F16] = k5_gemm_f16;
     kt->gemm[LOFT_TYPE_BF16] = k5_gemm_bf16;

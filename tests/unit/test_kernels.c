@@ -558,6 +558,7 @@ static void test_ggml_orders(void)
     static const struct { uint32_t type; int64_t K, N, T; } cases[] = {
         {LOFT_TYPE_Q5_0, 640, 11, 19}, {LOFT_TYPE_Q8_0, 640, 7, 21}, {LOFT_TYPE_Q5_0, 2112, 5, 9},
         {LOFT_TYPE_Q4_K, 2048, 9, 19}, {LOFT_TYPE_Q6_K, 2048, 5, 11}, {LOFT_TYPE_Q4_K, 1024, 6, 7},
+        {LOFT_TYPE_Q6_K, 2560, 6, 19},
     };
     const loft_kernels *a2 = kernels_get_isa("avx2"), *a5 = kernels_get_isa("avx512");
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
