@@ -312,20 +312,158 @@ static inline __attribute__((always_inline)) void k5_gemm_b32(int64_t n, const v
         k5_gemm_b32(n, w, ws, nrows, x, xs, nx, y, ys, kind);                                      \
     }
 K5_GEMM_B32(k5_gemm_q4_0, KX_Q4_0)
-K5_GEMM_B32(k5_gemm_q5_0, KX_Q5_0)
-K5_GEMM_B32(k5_gemm_q8_0, KX_Q8_0)
 
-/* K-quants: a super-block of 256 values of 16 tokens. q[c] lane j = token
- * j's values 4c..4c+3; p16[i] lane j = token j's 16-value sums 2i and
- * 2i+1 as two int16; p32[i] the same for the 32-value sums 2i and 2i+1. */
+/* Q5_0 / Q8_0 tiles in llama.cpp's order (see kx_b32s_body in x86_body.h):
+ * each (row, token) keeps ggml's eight 8-lane accumulators, here as eight
+ * registers c = 0..7 holding lane c of 16 tokens, one token per 32-bit
+ * lane; per block, acc_c = fma(dw dx, float(lane c's signed sum), acc_c),
+ * and at the end ggml's horizontal-sum order ((a0+a4)+(a2+a6)) +
+ * ((a1+a5)+(a3+a7)). The unsigned weights (offset `off`) meet the
+ * activations in vpdpbusd starting from -off times the activations' 4-value
+ * sums, so each lane's integer is exactly ggml's. A call packs the whole
+ * row of each 16 tokens (K5_SMAXB blocks at most; longer rows go through
+ * the dot product, which sums in the same order). */
+#define K5_SMAXB 64 /* 32-value blocks a packed activation row holds */
+#define K5_SR 3     /* weight rows per tile: 8 accumulators each */
+
+typedef struct k5_xsblock {
+    __m512i q[8];    /* lane j: token j's values 4c..4c+3 */
+    __m512i init[8]; /* lane j: -off * (sum of those 4 values) */
+    __m512 d;
+} k5_xsblock;
+
+static void k5_pack_q8s(k5_xsblock *xb, const void *x, size_t xs, int nx, int64_t nb, int32_t off)
+{
+    for (int64_t b = 0; b < nb; b++) {
+        int32_t q[8][16], init[8][16];
+        float d[16];
+        memset(q, 0, sizeof q);
+        memset(init, 0, sizeof init);
+        memset(d, 0, sizeof d);
+        for (int j = 0; j < nx; j++) {
+            const kernels_q8 *src = (const kernels_q8 *)((const char *)x + (size_t)j * xs) + b;
+            for (int c = 0; c < 8; c++) {
+                memcpy(&q[c][j], src->qs + 4 * c, 4);
+                const int8_t *v = src->qs + 4 * c;
+                init[c][j] = -off * (v[0] + v[1] + v[2] + v[3]);
+            }
+            d[j] = src->d;
+        }
+        for (int c = 0; c < 8; c++) {
+            xb[b].q[c] = _mm512_loadu_si512(q[c]);
+            xb[b].init[c] = _mm512_loadu_si512(init[c]);
+        }
+        xb[b].d = _mm512_loadu_ps(d);
+    }
+}
+
+static inline __attribute__((always_inline)) void k5_tile_s(const void *w, size_t ws,
+                                                            const k5_xsblock *xb, int64_t nb,
+                                                            float *y, size_t ys, int nx,
+                                                            const int R, const int kind)
+{
+    __m512 acc[K5_SR][8];
+    K5_UNROLL
+    for (int r = 0; r < R; r++)
+        K5_UNROLL
+        for (int c = 0; c < 8; c++)
+            acc[r][c] = _mm512_setzero_ps();
+    _Alignas(32) uint32_t u[K5_SR][8];
+    for (int64_t b = 0; b < nb; b++) {
+        const k5_xsblock *x = &xb[b];
+        __m512 scale[K5_SR];
+        K5_UNROLL
+        for (int r = 0; r < R; r++) {
+            float d, m = 0.0f;
+            const __m256i v = kx_unpack32((const char *)w + (size_t)r * ws, b, kind, &d, &m);
+            _mm256_store_si256((__m256i *)u[r], v);
+            scale[r] = _mm512_mul_ps(_mm512_set1_ps(d), x->d);
+        }
+        K5_FROM_MEMORY(u);
+        K5_UNROLL
+        for (int c = 0; c < 8; c++) {
+            const __m512i xq = x->q[c], init = x->init[c];
+            K5_UNROLL
+            for (int r = 0; r < R; r++) {
+                const __m512i p = _mm512_dpbusd_epi32(init, _mm512_set1_epi32((int)u[r][c]), xq);
+                acc[r][c] = _mm512_fmadd_ps(scale[r], _mm512_cvtepi32_ps(p), acc[r][c]);
+            }
+        }
+    }
+    K5_UNROLL
+    for (int r = 0; r < R; r++) {
+        const __m512 a04 = _mm512_add_ps(acc[r][0], acc[r][4]);
+        const __m512 a26 = _mm512_add_ps(acc[r][2], acc[r][6]);
+        const __m512 a15 = _mm512_add_ps(acc[r][1], acc[r][5]);
+        const __m512 a37 = _mm512_add_ps(acc[r][3], acc[r][7]);
+        const __m512 sum = _mm512_add_ps(_mm512_add_ps(a04, a26), _mm512_add_ps(a15, a37));
+        k5_store_lanes(y + r, ys, nx, sum, 0);
+    }
+}
+
+static inline __attribute__((always_inline)) void k5_gemm_s(int64_t n, const void *w, size_t ws,
+                                                            int64_t nrows, const void *x,
+                                                            size_t xs, int nx, float *y,
+                                                            size_t ys, const int kind)
+{
+    const int64_t nb = n / 32;
+    if (nb > K5_SMAXB) {
+        for (int64_t r = 0; r < nrows; r++)
+            for (int t0 = 0; t0 < nx; t0 += KERNELS_MAX_NX) {
+                const int tx = nx - t0 < KERNELS_MAX_NX ? nx - t0 : KERNELS_MAX_NX;
+                float out[KERNELS_MAX_NX];
+                if (kind == KX_Q5_0)
+                    kx_dot_q5_0(n, (const char *)w + (size_t)r * ws,
+                                (const char *)x + (size_t)t0 * xs, xs, tx, out);
+                else
+                    kx_dot_q8_0(n, (const char *)w + (size_t)r * ws,
+                                (const char *)x + (size_t)t0 * xs, xs, tx, out);
+                for (int j = 0; j < tx; j++) y[(size_t)(t0 + j) * ys + (size_t)r] = out[j];
+            }
+        return;
+    }
+    _Alignas(64) k5_xsblock xb[K5_SMAXB];
+    const int32_t off = kind == KX_Q5_0 ? 16 : 128;
+    const size_t bsz = kind == KX_Q5_0 ? sizeof(kq_block_q5_0) : sizeof(kq_block_q8_0);
+    for (int t0 = 0; t0 < nx; t0 += 16) {
+        const int tx = nx - t0 < 16 ? nx - t0 : 16;
+        k5_pack_q8s(xb, (const char *)x + (size_t)t0 * xs, xs, tx, nb, off);
+        float *yt = y + (size_t)t0 * ys;
+        int64_t r = 0;
+        for (; r + K5_SR <= nrows; r += K5_SR) {
+            if (r + 2 * K5_SR <= nrows)
+                k5_prefetch_rows((const char *)w + (size_t)(r + K5_SR) * ws, ws, K5_SR, 0,
+                                 (size_t)nb * bsz);
+            k5_tile_s((const char *)w + (size_t)r * ws, ws, xb, nb, yt + r, ys, tx, K5_SR, kind);
+        }
+        for (; r < nrows; r++)
+            k5_tile_s((const char *)w + (size_t)r * ws, ws, xb, nb, yt + r, ys, tx, 1, kind);
+    }
+}
+
+static void k5_gemm_q5_0(int64_t n, const void *w, size_t ws, int64_t nrows, const void *x,
+                         size_t xs, int nx, float *y, size_t ys)
+{
+    k5_gemm_s(n, w, ws, nrows, x, xs, nx, y, ys, KX_Q5_0);
+}
+
+static void k5_gemm_q8_0(int64_t n, const void *w, size_t ws, int64_t nrows, const void *x,
+                         size_t xs, int nx, float *y, size_t ys)
+{
+    k5_gemm_s(n, w, ws, nrows, x, xs, nx, y, ys, KX_Q8_0);
+}
+
+/* Q4_K activations: a super-block of 256 values of 16 tokens. q[c] lane j
+ * = token j's values 4c..4c+3; p32[i] lane j = token j's 32-value sums 2i
+ * and 2i+1 as two int16. */
 typedef struct k5_xkblock {
     __m512i q[QK_K / 4];
-    __m512i p16[8];
+    __m512i p16[8]; /* lane j: token j's 16-value sums 2i and 2i+1 as two int16 */
     __m512i p32[4];
     __m512 d;
 } k5_xkblock;
 
-#define K5_KKC 4 /* super-blocks per activation chunk */
+#define K5_KKC 8 /* super-blocks per activation chunk */
 #define K5_KG 2  /* groups of 16 tokens the K-quant tiles take per row pass */
 
 static void k5_pack_q8k(k5_xkblock *xb, const void *x, size_t xs, int nx, int64_t b0, int64_t nb)
@@ -367,104 +505,130 @@ static inline __attribute__((always_inline)) __m512i k5_pair16(int a, int b)
     return _mm512_set1_epi32((int)(((uint32_t)(uint16_t)(int16_t)b << 16) | (uint16_t)(int16_t)a));
 }
 
-/* Q4_K: Σ_j sc_j Σ q x (exact, int32) times d dx, minus dmin dx Σ_j mn_j
- * (32-value sum of x)_j. Q6_K: Σ_g sc_g Σ q x minus 32 Σ_g sc_g (16-value
- * sum)_g, times d dx. */
+/* Q4_K in llama.cpp's batch order (see loft_kernels.dotb): per pair of
+ * sub-blocks h, the exact integers S_h = sum sc_j (q . x)_j and
+ * M_h = sum mn_j (32-value sum of x)_j over its two sub-blocks j, rounded
+ * into two chains acc += S_h (dw dx), accm += M_h (dmin dx); the output is
+ * acc - accm. The chains run over all of a row's super-blocks, so a row of
+ * more than K5_KKC super-blocks (chunks added in y) is not in that order. */
 static inline __attribute__((always_inline)) void k5_tile_k(const void *w, size_t ws,
                                                             const k5_xkblock *xb, int64_t b0,
                                                             int64_t nb, float *y, size_t ys, int nx,
-                                                            int add, const int R, const int q6)
+                                                            int add, const int R)
 {
-    __m512 acc[K5_R];
+    __m512 acc[K5_R], accm[K5_R];
     K5_UNROLL
     for (int r = 0; r < R; r++)
-        acc[r] = _mm512_setzero_ps();
+        acc[r] = accm[r] = _mm512_setzero_ps();
     _Alignas(32) uint32_t u[QK_K / 4];
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
     for (int64_t b = 0; b < nb; b++) {
         const k5_xkblock *x = &xb[b];
         for (int r = 0; r < R; r++) {
-            __m512i iblk = _mm512_setzero_si512(), icorr = _mm512_setzero_si512();
-            float dd, dm = 0.0f;
-            if (!q6) {
-                const kq_block_q4_k *wb =
-                    (const kq_block_q4_k *)((const char *)w + (size_t)r * ws) + b0 + b;
-                uint8_t sc[8], mn[8];
-                kq_q4k_scales(wb->scales, sc, mn);
-                for (int c = 0; c < 4; c++) {
-                    const __m256i q = kx_load(wb->qs + 32 * c);
-                    _mm256_store_si256((__m256i *)(u + 16 * c), _mm256_and_si256(q, m4));
-                    _mm256_store_si256((__m256i *)(u + 16 * c + 8),
-                                       _mm256_and_si256(_mm256_srli_epi16(q, 4), m4));
-                }
-                K5_FROM_MEMORY(u);
+            const kq_block_q4_k *wb =
+                (const kq_block_q4_k *)((const char *)w + (size_t)r * ws) + b0 + b;
+            uint8_t sc[8], mn[8];
+            kq_q4k_scales(wb->scales, sc, mn);
+            for (int c = 0; c < 4; c++) {
+                const __m256i q = kx_load(wb->qs + 32 * c);
+                _mm256_store_si256((__m256i *)(u + 16 * c), _mm256_and_si256(q, m4));
+                _mm256_store_si256((__m256i *)(u + 16 * c + 8),
+                                   _mm256_and_si256(_mm256_srli_epi16(q, 4), m4));
+            }
+            K5_FROM_MEMORY(u);
+            const __m512 sd = _mm512_mul_ps(_mm512_set1_ps(kx_h2f(wb->d)), x->d);
+            const __m512 sm = _mm512_mul_ps(_mm512_set1_ps(kx_h2f(wb->dmin)), x->d);
+            K5_UNROLL
+            for (int h = 0; h < 4; h++) {
+                __m512i ipair = _mm512_setzero_si512();
                 K5_UNROLL
-                for (int j = 0; j < 8; j++) {
+                for (int j = 2 * h; j < 2 * h + 2; j++) {
                     __m512i is = _mm512_setzero_si512();
                     K5_UNROLL
                     for (int c = 0; c < 8; c++)
                         is = _mm512_dpbusd_epi32(is, _mm512_set1_epi32((int)u[8 * j + c]),
                                                  x->q[8 * j + c]);
-                    iblk = _mm512_add_epi32(iblk, _mm512_mullo_epi32(is, _mm512_set1_epi32(sc[j])));
+                    ipair = _mm512_add_epi32(ipair, _mm512_mullo_epi32(is, _mm512_set1_epi32(sc[j])));
                 }
-                K5_UNROLL
-                for (int i = 0; i < 4; i++)
-                    icorr =
-                        _mm512_dpwssd_epi32(icorr, x->p32[i], k5_pair16(mn[2 * i], mn[2 * i + 1]));
-                dd = kx_h2f(wb->d);
-                dm = kx_h2f(wb->dmin);
-            } else {
-                const kq_block_q6_k *wb =
-                    (const kq_block_q6_k *)((const char *)w + (size_t)r * ws) + b0 + b;
-                for (int h = 0; h < 2; h++) {
-                    const __m256i qa = kx_load(wb->ql + 64 * h), qb = kx_load(wb->ql + 64 * h + 32);
-                    const __m256i hb = kx_load(wb->qh + 32 * h);
-                    uint32_t *uh = u + 32 * h;
-                    _mm256_store_si256(
-                        (__m256i *)uh,
-                        _mm256_or_si256(_mm256_and_si256(qa, m4),
-                                        _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30)));
-                    _mm256_store_si256(
-                        (__m256i *)(uh + 8),
-                        _mm256_or_si256(_mm256_and_si256(qb, m4),
-                                        _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30)));
-                    _mm256_store_si256(
-                        (__m256i *)(uh + 16),
-                        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), m4),
-                                        _mm256_and_si256(hb, m30)));
-                    _mm256_store_si256(
-                        (__m256i *)(uh + 24),
-                        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), m4),
-                                        _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30)));
-                }
-                K5_FROM_MEMORY(u);
-                K5_UNROLL
-                for (int g = 0; g < 16; g++) {
-                    __m512i is = _mm512_setzero_si512();
-                    K5_UNROLL
-                    for (int c = 0; c < 4; c++)
-                        is = _mm512_dpbusd_epi32(is, _mm512_set1_epi32((int)u[4 * g + c]),
-                                                 x->q[4 * g + c]);
-                    iblk = _mm512_add_epi32(
-                        iblk, _mm512_mullo_epi32(is, _mm512_set1_epi32(wb->scales[g])));
-                }
-                K5_UNROLL
-                for (int i = 0; i < 8; i++)
-                    icorr = _mm512_dpwssd_epi32(
-                        icorr, x->p16[i], k5_pair16(wb->scales[2 * i], wb->scales[2 * i + 1]));
-                iblk = _mm512_sub_epi32(iblk, _mm512_slli_epi32(icorr, 5));
-                dd = kx_h2f(wb->d);
+                const __m512i imin = _mm512_dpwssd_epi32(_mm512_setzero_si512(), x->p32[h],
+                                                         k5_pair16(mn[2 * h], mn[2 * h + 1]));
+                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ipair), sd, acc[r]);
+                accm[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(imin), sm, accm[r]);
             }
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iblk),
-                                     _mm512_mul_ps(x->d, _mm512_set1_ps(dd)), acc[r]);
-            if (!q6)
-                acc[r] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(icorr),
-                                          _mm512_mul_ps(x->d, _mm512_set1_ps(dm)), acc[r]);
         }
     }
     K5_UNROLL
     for (int r = 0; r < R; r++)
-        k5_store_lanes(y + r, ys, nx, acc[r], add);
+        k5_store_lanes(y + r, ys, nx, _mm512_sub_ps(acc[r], accm[r]), add);
+}
+
+/* Q6_K in the order of llama.cpp's tiled K-quant matmul (loft_kernels.dotb,
+ * batches of 8 tokens or more): per super-block the exact integer
+ * S = sum_g sc_g (q - 32) . x over its 16-value groups g, then
+ * y = fma(S dw, dx, y). That single chain continues across activation
+ * chunks: a later chunk starts from the y the earlier one left. */
+static inline __attribute__((always_inline)) void k5_tile_q6(const void *w, size_t ws,
+                                                             const k5_xkblock *xb, int64_t b0,
+                                                             int64_t nb, float *y, size_t ys,
+                                                             int nx, int add, const int R)
+{
+    __m512 acc[K5_R];
+    K5_UNROLL
+    for (int r = 0; r < R; r++) {
+        acc[r] = _mm512_setzero_ps();
+        if (add) {
+            float l[16] = {0};
+            for (int j = 0; j < nx; j++) l[j] = y[(size_t)j * ys + (size_t)r];
+            acc[r] = _mm512_loadu_ps(l);
+        }
+    }
+    _Alignas(32) uint32_t u[QK_K / 4];
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+    for (int64_t b = 0; b < nb; b++) {
+        const k5_xkblock *x = &xb[b];
+        for (int r = 0; r < R; r++) {
+            const kq_block_q6_k *wb =
+                (const kq_block_q6_k *)((const char *)w + (size_t)r * ws) + b0 + b;
+            for (int h = 0; h < 2; h++) {
+                const __m256i qa = kx_load(wb->ql + 64 * h), qb = kx_load(wb->ql + 64 * h + 32);
+                const __m256i hb = kx_load(wb->qh + 32 * h);
+                uint32_t *uh = u + 32 * h;
+                _mm256_store_si256((__m256i *)uh,
+                                   _mm256_or_si256(_mm256_and_si256(qa, m4),
+                                                   _mm256_and_si256(_mm256_slli_epi16(hb, 4), m30)));
+                _mm256_store_si256((__m256i *)(uh + 8),
+                                   _mm256_or_si256(_mm256_and_si256(qb, m4),
+                                                   _mm256_and_si256(_mm256_slli_epi16(hb, 2), m30)));
+                _mm256_store_si256((__m256i *)(uh + 16),
+                                   _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), m4),
+                                                   _mm256_and_si256(hb, m30)));
+                _mm256_store_si256((__m256i *)(uh + 24),
+                                   _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), m4),
+                                                   _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30)));
+            }
+            K5_FROM_MEMORY(u);
+            __m512i iblk = _mm512_setzero_si512(), icorr = _mm512_setzero_si512();
+            K5_UNROLL
+            for (int g = 0; g < 16; g++) {
+                __m512i is = _mm512_setzero_si512();
+                K5_UNROLL
+                for (int c = 0; c < 4; c++)
+                    is = _mm512_dpbusd_epi32(is, _mm512_set1_epi32((int)u[4 * g + c]),
+                                             x->q[4 * g + c]);
+                iblk = _mm512_add_epi32(iblk, _mm512_mullo_epi32(is, _mm512_set1_epi32(wb->scales[g])));
+            }
+            K5_UNROLL
+            for (int i = 0; i < 8; i++)
+                icorr = _mm512_dpwssd_epi32(icorr, x->p16[i],
+                                            k5_pair16(wb->scales[2 * i], wb->scales[2 * i + 1]));
+            iblk = _mm512_sub_epi32(iblk, _mm512_slli_epi32(icorr, 5));
+            const __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(iblk), _mm512_set1_ps(kx_h2f(wb->d)));
+            acc[r] = _mm512_fmadd_ps(t, x->d, acc[r]);
+        }
+    }
+    K5_UNROLL
+    for (int r = 0; r < R; r++)
+        k5_store_lanes(y + r, ys, nx, acc[r], 0);
 }
 
 static inline __attribute__((always_inline)) void k5_gemm_k(int64_t n, const void *w, size_t ws,
@@ -491,14 +655,24 @@ static inline __attribute__((always_inline)) void k5_gemm_k(int64_t n, const voi
                 if (r + 2 * K5_R <= nrows)
                     k5_prefetch_rows((const char *)w + (size_t)(r + K5_R) * ws, ws, K5_R,
                                      (size_t)b0 * bsz, (size_t)nb * bsz);
-                for (int g = 0; g < G; g++)
-                    k5_tile_k((const char *)w + (size_t)r * ws, ws, xb[g], b0, nb,
-                              yt + (size_t)(16 * g) * ys + r, ys, K5_GX(tx, g), add, K5_R, q6);
+                for (int g = 0; g < G; g++) {
+                    const void *wr = (const char *)w + (size_t)r * ws;
+                    float *yg = yt + (size_t)(16 * g) * ys + r;
+                    if (q6)
+                        k5_tile_q6(wr, ws, xb[g], b0, nb, yg, ys, K5_GX(tx, g), add, K5_R);
+                    else
+                        k5_tile_k(wr, ws, xb[g], b0, nb, yg, ys, K5_GX(tx, g), add, K5_R);
+                }
             }
             for (; r < nrows; r++)
-                for (int g = 0; g < G; g++)
-                    k5_tile_k((const char *)w + (size_t)r * ws, ws, xb[g], b0, nb,
-                              yt + (size_t)(16 * g) * ys + r, ys, K5_GX(tx, g), add, 1, q6);
+                for (int g = 0; g < G; g++) {
+                    const void *wr = (const char *)w + (size_t)r * ws;
+                    float *yg = yt + (size_t)(16 * g) * ys + r;
+                    if (q6)
+                        k5_tile_q6(wr, ws, xb[g], b0, nb, yg, ys, K5_GX(tx, g), add, 1);
+                    else
+                        k5_tile_k(wr, ws, xb[g], b0, nb, yg, ys, K5_GX(tx, g), add, 1);
+                }
         }
     }
 }
@@ -514,6 +688,7 @@ static void k5_gemm_q6_k(int64_t n, const void *w, size_t ws, int64_t nrows, con
 {
     k5_gemm_k(n, w, ws, nrows, x, xs, nx, y, ys, 1);
 }
+
 
 /* Float weights: the activations of a chunk of k values are transposed to
  * xt[k][16 tokens]; R weight rows of the chunk are converted to F32 once

@@ -5,6 +5,7 @@
  * A build that leaves the instruction-set files out (the clang fuzz build
  * filters them) defines LOFT_NO_ISA_KERNELS and gets the ref set only.
  */
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,23 +241,33 @@ static void kd_matmul_part(void *arg, int ith, int nth)
     const kernels_dot2_fn dot2 = jb->kt->dot2[w->type];
     const char *wbase = w->data;
     const kernels_gemm_fn gemm = jb->kt->gemm[w->type];
+    const kernels_dot_fn dotb = jb->kt->dotb[w->type];
+    /* tokens [0, Tb) in the batch order (see loft_kernels.dotb) */
+    const uint8_t rule = dotb ? jb->kt->dotb_rule[w->type] : 0;
+    const int64_t Tb = rule == KERNELS_DOTB_FOURS   ? jb->T - jb->T % 4
+                       : rule == KERNELS_DOTB_FROM8 ? (jb->T >= 8 ? jb->T : 0)
+                                                    : 0;
     float out[2 * KERNELS_MAX_NX];
     for (int64_t t0 = 0; t0 < jb->T;) {
         const char *xt = (const char *)jb->xq + (size_t)t0 * jb->x_row_bytes;
         float *yt = jb->y + (size_t)t0 * (size_t)N;
+        const bool batch = t0 < Tb;
+        const int64_t end = batch ? Tb : jb->T;
         /* Tiles of many tokens where enough are left; the tokens each pass
-         * takes depend on T only, never on the thread count. */
-        if (gemm && jb->T - t0 >= KD_GEMM_MIN_NX) {
-            const int gx = jb->T - t0 < KERNELS_GEMM_NX ? (int)(jb->T - t0) : KERNELS_GEMM_NX;
+         * takes depend on T only, never on the thread count. A type with a
+         * batch order tiles only the tokens that take it. */
+        if (gemm && (batch || !dotb) && end - t0 >= KD_GEMM_MIN_NX) {
+            const int gx = end - t0 < KERNELS_GEMM_NX ? (int)(end - t0) : KERNELS_GEMM_NX;
             if (r1 > r0)
                 gemm(w->n_in, wbase + (size_t)r0 * w->row_bytes, w->row_bytes, r1 - r0, xt,
                      jb->x_row_bytes, gx, yt + r0, (size_t)N);
             t0 += gx;
             continue;
         }
-        const int nx = jb->T - t0 < KERNELS_MAX_NX ? (int)(jb->T - t0) : KERNELS_MAX_NX;
+        const int nx = end - t0 < KERNELS_MAX_NX ? (int)(end - t0) : KERNELS_MAX_NX;
+        const kernels_dot_fn d1 = batch ? dotb : dot;
         t0 += nx;
-        if (nx == 1 && jb->kt->gemv[w->type]) {
+        if (nx == 1 && !batch && jb->kt->gemv[w->type]) {
             if (r1 > r0)
                 jb->kt->gemv[w->type](w->n_in, wbase + (size_t)r0 * w->row_bytes, w->row_bytes,
                                       r1 - r0, xt, jb->x_row_bytes, 1, yt + r0, (size_t)N);
@@ -266,7 +277,7 @@ static void kd_matmul_part(void *arg, int ith, int nth)
         /* Pairs only for several tokens: with one token the product streams
          * weights from memory, and two interleaved row streams measured up to
          * 3x slower (Q8_0 decode) than one. */
-        if (dot2 && nx > 1)
+        if (dot2 && !dotb && nx > 1)
             for (; r + 2 <= r1; r += 2) {
                 dot2(w->n_in, wbase + (size_t)r * w->row_bytes, w->row_bytes, xt, jb->x_row_bytes,
                      nx, out);
@@ -276,7 +287,7 @@ static void kd_matmul_part(void *arg, int ith, int nth)
                 }
             }
         for (; r < r1; r++) {
-            dot(w->n_in, wbase + (size_t)r * w->row_bytes, xt, jb->x_row_bytes, nx, out);
+            d1(w->n_in, wbase + (size_t)r * w->row_bytes, xt, jb->x_row_bytes, nx, out);
             for (int j = 0; j < nx; j++) yt[(size_t)j * (size_t)N + (size_t)r] = out[j];
         }
     }
@@ -420,6 +431,25 @@ void kernels_attention(const loft_kernels *kt, threadpool *pool, float *out, con
 
 /* ---- gated activations --------------------------------------------------- */
 
+static uint16_t kd_gelu_f16[1 << 16];
+static pthread_once_t kd_gelu_f16_once = PTHREAD_ONCE_INIT;
+
+static void kd_gelu_f16_build(void)
+{
+    const float c = 0.79788456080286535587989211986876f; /* sqrt(2/pi) */
+    for (uint32_t h = 0; h < (1u << 16); h++) {
+        const float x = loft_f16_to_f32((uint16_t)h);
+        kd_gelu_f16[h] =
+            loft_f32_to_f16(0.5f * x * (1.0f + tanhf(c * x * fmaf(0.044715f * x, x, 1.0f))));
+    }
+}
+
+const uint16_t *kernels_gelu_f16_table(void)
+{
+    pthread_once(&kd_gelu_f16_once, kd_gelu_f16_build);
+    return kd_gelu_f16;
+}
+
 typedef struct kd_glu_job {
     kernels_glu_fn fn;
     float *out;
@@ -441,7 +471,11 @@ static void kd_glu_part(void *arg, int ith, int nth)
 void kernels_glu(const loft_kernels *kt, threadpool *pool, int kind, float *out, const float *gate,
                  const float *up, int64_t n)
 {
-    kd_glu_job jb = {kind == KERNELS_GEGLU ? kt->geglu : kt->swiglu, out, gate, up, n};
+    kd_glu_job jb = {kind == KERNELS_GEGLU       ? kt->geglu
+                     : kind == KERNELS_GEGLU_F16 ? kt->geglu_f16
+                                                 : kt->swiglu,
+                     out, gate, up, n};
+    if (kind == KERNELS_GEGLU_F16) (void)kernels_gelu_f16_table(); /* built before threads share it */
     if (threadpool_size(pool) == 1 || n < 4096)
         kd_glu_part(&jb, 0, 1);
     else

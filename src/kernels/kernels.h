@@ -154,6 +154,11 @@ typedef void (*kernels_attn_fn)(float *out, const float *q, int ng, const void *
 /* out[i] = act(gate[i]) * up[i] for n values; out may alias gate or up. */
 typedef void (*kernels_glu_fn)(float *out, const float *gate, const float *up, int64_t n);
 
+enum {
+    KERNELS_DOTB_FOURS = 1, /* dotb for the first T - T % 4 of T tokens */
+    KERNELS_DOTB_FROM8 = 2, /* dotb for all T tokens when T >= 8 */
+};
+
 typedef struct loft_kernels {
     const char *name; /* "ref", "avx2", "avx512", "neon" */
     kernels_quant_fn quantize_q8;
@@ -166,10 +171,29 @@ typedef struct loft_kernels {
      * thread's range in one call, each row's value as dot[type] gives it.
      * Optional: NULL: dot row by row. */
     kernels_gemm_fn gemv[LOFT_TYPE_COUNT];
+    /* Optional: the dot product in the order llama.cpp's CPU backend uses
+     * for some tokens of a batch of T (product of T activation rows), which
+     * dotb_rule says; the other tokens go through dot, and gemm, where set,
+     * follows dotb. Q4_K (KERNELS_DOTB_FOURS): llama.cpp's repacked gemm
+     * takes the first T - T % 4 tokens four at a time and rounds after
+     * every 64 values, its gemv the rest, rounding after every 256. Q6_K
+     * (KERNELS_DOTB_FROM8): its tiled K-quant matmul takes batches of 8
+     * tokens or more, its vector dot product smaller ones. */
+    kernels_dot_fn dotb[LOFT_TYPE_COUNT];
+    uint8_t dotb_rule[LOFT_TYPE_COUNT];
     kernels_attn_fn attn_group;
     kernels_glu_fn swiglu; /* act = silu: x / (1 + e^-x) */
     kernels_glu_fn geglu;  /* act = gelu, tanh form: x / 2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+    /* act = gelu as ggml's CPU backend computes it for F32 tensors: 0 for
+     * x <= -10, x for x >= 10, else the kernels_gelu_f16_table entry of x
+     * rounded to F16; the product with up in float. */
+    kernels_glu_fn geglu_f16;
 } loft_kernels;
+
+/* gelu of every F16 value (the index's bits), rounded to F16: ggml's
+ * table, built once with the rounding its compiled gelu has (it fuses
+ * 1 + 0.044715 x x into fma(0.044715 x, x, 1)). Never NULL. */
+const uint16_t *kernels_gelu_f16_table(void);
 
 /* The table in use: chosen once (thread-safe) from cpuid and LOFT_ISA.
  * An unknown or unsupported LOFT_ISA falls back to the best set. Never NULL. */
@@ -272,10 +296,11 @@ void kernels_attention(const loft_kernels *kt, threadpool *pool, float *out, con
 /* Floats of scratch kernels_attention needs for n_pos positions. */
 size_t kernels_attention_scratch(const threadpool *pool, int32_t n_pos);
 
-enum { KERNELS_SWIGLU, KERNELS_GEGLU };
+enum { KERNELS_SWIGLU, KERNELS_GEGLU, KERNELS_GEGLU_F16 };
 
-/* out[i] = act(gate[i]) * up[i] for n values (act: KERNELS_SWIGLU or
- * KERNELS_GEGLU), split across the pool's threads in contiguous ranges.
+/* out[i] = act(gate[i]) * up[i] for n values (act: KERNELS_SWIGLU,
+ * KERNELS_GEGLU or KERNELS_GEGLU_F16, see loft_kernels), split across the
+ * pool's threads in contiguous ranges.
  * out may alias gate or up. */
 void kernels_glu(const loft_kernels *kt, threadpool *pool, int kind, float *out, const float *gate,
                  const float *up, int64_t n);

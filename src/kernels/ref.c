@@ -375,6 +375,20 @@ static void ref_geglu(float *out, const float *gate, const float *up, int64_t n)
     }
 }
 
+static void ref_geglu_f16(float *out, const float *gate, const float *up, int64_t n)
+{
+    const uint16_t *tab = kernels_gelu_f16_table();
+    for (int64_t i = 0; i < n; i++) {
+        const float g = gate[i];
+        if (g <= -10.0f)
+            out[i] = 0.0f;
+        else if (g >= 10.0f)
+            out[i] = g * up[i];
+        else
+            out[i] = loft_f16_to_f32(tab[loft_f32_to_f16(g)]) * up[i];
+    }
+}
+
 void kernels_fill_ref(loft_kernels *kt)
 {
     memset(kt, 0, sizeof *kt);
@@ -397,4 +411,5 @@ void kernels_fill_ref(loft_kernels *kt)
     kt->attn_group = ref_attn_group;
     kt->swiglu = ref_swiglu;
     kt->geglu = ref_geglu;
+    kt->geglu_f16 = ref_geglu_f16;
 }

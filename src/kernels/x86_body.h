@@ -55,6 +55,15 @@ KX_INLINE float kx_hsum(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
+/* Sum of the eight int32 lanes (exact while it fits). */
+KX_INLINE int32_t kx_hsum_i32(__m256i v)
+{
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xB1));
+    return _mm_cvtsi128_si32(h);
+}
+
 KX_INLINE float kx_h2f(uint16_t h)
 {
     return _cvtsh_ss(h);
@@ -368,10 +377,99 @@ KX_INLINE void kx_b32_body(int64_t n, const void *w, const void *x, size_t xs, c
     for (int j = 0; j < nx; j++) out[j] = kx_hsum(_mm256_add_ps(a0[j], a1[j])) + (m0[j] + m1[j]);
 }
 
+/* ---- Q5_0 and Q8_0 in ggml's order -------------------------------------- *
+ *
+ * llama.cpp multiplies these types (vector dot product when decoding,
+ * llamafile's tinyBLAS for prompts; both the same arithmetic) as: per block,
+ * eight int32 lanes, lane l = sum of the signed products of values
+ * 4l..4l+3; then acc = fma(d_w * d_x, float(lanes), acc) in one 8-lane
+ * accumulator, block after block; the result is acc's horizontal sum
+ * (kx_hsum). Each lane sum is an exact integer however it is formed, so
+ * these bodies reproduce ggml's float roundings bit for bit. */
+
+/* Block i's signed values (Q5_0: 16 subtracted) and scale. */
+KX_INLINE __m256i kx_signed32(const void *w, int64_t i, const int kind, float *d)
+{
+    if (kind == KX_Q5_0) {
+        const kq_block_q5_0 *b = (const kq_block_q5_0 *)w + i;
+        *d = kx_h2f(b->d);
+#if KX_VNNI
+        uint32_t bits;
+        memcpy(&bits, b->qh, 4);
+        const __m256i nib = kx_nibbles32(b->qs);
+        const __m256i u = _mm256_mask_add_epi8(nib, (__mmask32)bits, nib, _mm256_set1_epi8(0x10));
+#else
+        const __m256i u = _mm256_or_si256(kx_nibbles32(b->qs), kx_bit4_bytes(b->qh));
+#endif
+        return _mm256_sub_epi8(u, _mm256_set1_epi8(16));
+    }
+    const kq_block_q8_0 *b = (const kq_block_q8_0 *)w + i;
+    *d = kx_h2f(b->d);
+    return kx_load(b->qs);
+}
+
+/* Lane sums of signed w times signed x: |w| times x carrying w's sign. */
+KX_INLINE __m256 kx_lanes_signed(__m256i aw, __m256i w, const int8_t *xq)
+{
+    const __m256i sx = _mm256_sign_epi8(kx_load(xq), w);
+    return _mm256_cvtepi32_ps(kx_dpbusd(_mm256_setzero_si256(), aw, sx));
+}
+
+KX_INLINE void kx_b32s_body(int64_t n, const void *w, const void *x, size_t xs, const int nx,
+                            float *out, const int kind)
+{
+    KX_ROWS(kernels_q8, xr, x, xs, nx);
+    __m256 acc[KERNELS_MAX_NX];
+    KX_UNROLL
+    for (int j = 0; j < nx; j++) acc[j] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 32; i++) {
+        float dw;
+        const __m256i sw = kx_signed32(w, i, kind, &dw);
+        const __m256i aw = _mm256_sign_epi8(sw, sw);
+        KX_UNROLL
+        for (int j = 0; j < nx; j++) {
+            const kernels_q8 *xb = &xr[j][i];
+            acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb->d), kx_lanes_signed(aw, sw, xb->qs),
+                                     acc[j]);
+        }
+    }
+    KX_UNROLL
+    for (int j = 0; j < nx; j++) out[j] = kx_hsum(acc[j]);
+}
+
+/* The same for two weight rows (w and w + w_stride bytes). */
+KX_INLINE void kx_b32s_pair_body(int64_t n, const void *w, size_t w_stride, const void *x,
+                                 size_t xs, const int nx, float *out, const int kind)
+{
+    const void *w1 = (const char *)w + w_stride;
+    KX_ROWS(kernels_q8, xr, x, xs, nx);
+    __m256 a0[KERNELS_MAX_NX], a1[KERNELS_MAX_NX];
+    KX_UNROLL
+    for (int j = 0; j < nx; j++) a0[j] = a1[j] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / 32; i++) {
+        float d0, d1;
+        const __m256i s0 = kx_signed32(w, i, kind, &d0), s1 = kx_signed32(w1, i, kind, &d1);
+        const __m256i u0 = _mm256_sign_epi8(s0, s0), u1 = _mm256_sign_epi8(s1, s1);
+        KX_UNROLL
+        for (int j = 0; j < nx; j++) {
+            const kernels_q8 *xb = &xr[j][i];
+            a0[j] = _mm256_fmadd_ps(_mm256_set1_ps(d0 * xb->d), kx_lanes_signed(u0, s0, xb->qs),
+                                    a0[j]);
+            a1[j] = _mm256_fmadd_ps(_mm256_set1_ps(d1 * xb->d), kx_lanes_signed(u1, s1, xb->qs),
+                                    a1[j]);
+        }
+    }
+    KX_UNROLL
+    for (int j = 0; j < nx; j++) {
+        out[j] = kx_hsum(a0[j]);
+        out[KERNELS_MAX_NX + j] = kx_hsum(a1[j]);
+    }
+}
+
 #define KX_Q4_0_BODY(n, w, x, xs, nx, out) kx_b32_body(n, w, x, xs, nx, out, KX_Q4_0)
 #define KX_Q4_1_BODY(n, w, x, xs, nx, out) kx_b32_body(n, w, x, xs, nx, out, KX_Q4_1)
-#define KX_Q5_0_BODY(n, w, x, xs, nx, out) kx_b32_body(n, w, x, xs, nx, out, KX_Q5_0)
-#define KX_Q8_0_BODY(n, w, x, xs, nx, out) kx_b32_body(n, w, x, xs, nx, out, KX_Q8_0)
+#define KX_Q5_0_BODY(n, w, x, xs, nx, out) kx_b32s_body(n, w, x, xs, nx, out, KX_Q5_0)
+#define KX_Q8_0_BODY(n, w, x, xs, nx, out) kx_b32s_body(n, w, x, xs, nx, out, KX_Q8_0)
 
 /* ---- two weight rows at a time (32-value block types) --------------------- */
 
@@ -462,6 +560,16 @@ KX_INLINE void kx_b32_pair_body(int64_t n, const void *w, size_t w_stride, const
         }                                                                                          \
     } while (0)
 
+#define KX_PAIRS_SWITCH(kind, n, w, ws, x, xs, nx, out)                                            \
+    do {                                                                                           \
+        switch (nx) {                                                                              \
+        case 1: kx_b32s_pair_body(n, w, ws, x, xs, 1, out, kind); break;                           \
+        case 2: kx_b32s_pair_body(n, w, ws, x, xs, 2, out, kind); break;                           \
+        case 3: kx_b32s_pair_body(n, w, ws, x, xs, 3, out, kind); break;                           \
+        default: kx_b32s_pair_body(n, w, ws, x, xs, 4, out, kind); break;                          \
+        }                                                                                          \
+    } while (0)
+
 static void kx_dot2_q4_0(int64_t n, const void *w, size_t ws, const void *x, size_t xs, int nx,
                          float *out)
 {
@@ -477,16 +585,14 @@ static void kx_dot2_q4_1(int64_t n, const void *w, size_t ws, const void *x, siz
 static void kx_dot2_q5_0(int64_t n, const void *w, size_t ws, const void *x, size_t xs, int nx,
                          float *out)
 {
-    KX_PAIR_SWITCH(KX_Q5_0, n, w, ws, x, xs, nx, out);
+    KX_PAIRS_SWITCH(KX_Q5_0, n, w, ws, x, xs, nx, out);
 }
 
-#if KX_VNNI
 static void kx_dot2_q8_0(int64_t n, const void *w, size_t ws, const void *x, size_t xs, int nx,
                          float *out)
 {
-    KX_PAIR_SWITCH(KX_Q8_0, n, w, ws, x, xs, nx, out);
+    KX_PAIRS_SWITCH(KX_Q8_0, n, w, ws, x, xs, nx, out);
 }
-#endif
 
 static void kx_dot_q4_0(int64_t n, const void *w, const void *x, size_t xs, int nx, float *out)
 {
@@ -510,14 +616,21 @@ static void kx_dot_q8_0(int64_t n, const void *w, const void *x, size_t xs, int 
 
 /* ---- K-quants ------------------------------------------------------------ */
 
-KX_INLINE void kx_q4_k_body(int64_t n, const void *w, const void *x, size_t xs, const int nx,
-                            float *out)
+/* Q4_K as llama.cpp's repacked 8-row kernels (its CPU "repack" buffer takes
+ * every Q4_K matrix whose row count is a multiple of 8 on AVX2 machines)
+ * compute each output: per super-block the exact integers
+ * S = sum_j sc_j (q . x)_j and M = sum_j mn_j (32-value sum of x)_j, then
+ * two float chains, acc += S (dw dx) and accm += M (dmin dx) by fused
+ * multiply-adds, and acc - accm at the end. */
+
+KX_INLINE void kx_q4_k_order(int64_t n, const void *w, const void *x, size_t xs, const int nx,
+                             float *out, const int per64)
 {
     const kq_block_q4_k *wb = w;
     KX_ROWS(kernels_q8k, xr, x, xs, nx);
-    __m256 acc[KERNELS_MAX_NX];
+    float acc[KERNELS_MAX_NX], accm[KERNELS_MAX_NX];
     KX_UNROLL
-    for (int j = 0; j < nx; j++) acc[j] = _mm256_setzero_ps();
+    for (int j = 0; j < nx; j++) acc[j] = accm[j] = 0.0f;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     for (int64_t i = 0; i < n / QK_K; i++) {
         uint8_t sc[8], mn[8], mn2[16];
@@ -538,18 +651,30 @@ KX_INLINE void kx_q4_k_body(int64_t n, const void *w, const void *x, size_t xs, 
                 iacc[j] = kx_dpwssd(iacc[j], _mm256_maddubs_epi16(lo, kx_load(xq)), slo);
                 iacc[j] = kx_dpwssd(iacc[j], _mm256_maddubs_epi16(hi, kx_load(xq + 32)), shi);
             }
+            if (per64) {
+                /* the batch order: round after each pair of sub-blocks */
+                const float d = kx_h2f(wb[i].d), dmin = kx_h2f(wb[i].dmin);
+                KX_UNROLL
+                for (int j = 0; j < nx; j++) {
+                    const int16_t *bs = xr[j][i].bsums + 4 * c;
+                    const int32_t pm = mn[2 * c] * (bs[0] + bs[1]) + mn[2 * c + 1] * (bs[2] + bs[3]);
+                    acc[j] = fmaf((float)kx_hsum_i32(iacc[j]), d * xr[j][i].d, acc[j]);
+                    accm[j] = fmaf((float)pm, dmin * xr[j][i].d, accm[j]);
+                    iacc[j] = _mm256_setzero_si256();
+                }
+            }
         }
         const float d = kx_h2f(wb[i].d), dmin = kx_h2f(wb[i].dmin);
         KX_UNROLL
-        for (int j = 0; j < nx; j++) {
+        for (int j = 0; !per64 && j < nx; j++) {
             const kernels_q8k *xb = &xr[j][i];
-            const __m256i pm = _mm256_madd_epi16(kx_load(xb->bsums), mins);
-            acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[j]), _mm256_set1_ps(d * xb->d), acc[j]);
-            acc[j] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(pm), _mm256_set1_ps(dmin * xb->d), acc[j]);
+            const int32_t pm = kx_hsum_i32(_mm256_madd_epi16(kx_load(xb->bsums), mins));
+            acc[j] = fmaf((float)kx_hsum_i32(iacc[j]), d * xb->d, acc[j]);
+            accm[j] = fmaf((float)pm, dmin * xb->d, accm[j]);
         }
     }
     KX_UNROLL
-    for (int j = 0; j < nx; j++) out[j] = kx_hsum(acc[j]);
+    for (int j = 0; j < nx; j++) out[j] = acc[j] - accm[j];
 }
 
 /* int16 scales for one 32-value group of Q6_K: a for the first 16, b for the rest. */
@@ -558,9 +683,20 @@ KX_INLINE __m256i kx_sc16_pair(int8_t a, int8_t b)
     return _mm256_set_m128i(_mm_set1_epi16(b), _mm_set1_epi16(a));
 }
 
-KX_INLINE void kx_q6_k_body(int64_t n, const void *w, const void *x, size_t xs, const int nx,
-                            float *out)
+/* Q6_K: per super-block eight int32 lanes as ggml's vector dot product
+ * forms them (lane l: values 4l..4l+3 of each 32, less 32 times bsums 2l
+ * and 2l+1 by their scales). tiled = 0: ggml's vec_dot, one fused
+ * multiply-add of the lanes by dx dw per super-block and a horizontal sum
+ * at the end; tiled = 1: its tiled K-quant matmul (batches of 8 tokens or
+ * more), y = fma(S dw, dx, y) per super-block with S the exact sum of the
+ * lanes (its compiler fuses the multiply and add of that kernel's
+ * epilogue). */
+KX_INLINE void kx_q6_k_order(int64_t n, const void *w, const void *x, size_t xs, const int nx,
+                             float *out, const int tiled)
 {
+    float accs[KERNELS_MAX_NX];
+    KX_UNROLL
+    for (int j = 0; j < nx; j++) accs[j] = 0.0f;
     const kq_block_q6_k *wb = w;
     KX_ROWS(kernels_q8k, xr, x, xs, nx);
     __m256 acc[KERNELS_MAX_NX];
@@ -599,24 +735,45 @@ KX_INLINE void kx_q6_k_body(int64_t n, const void *w, const void *x, size_t xs, 
         KX_UNROLL
         for (int j = 0; j < nx; j++) {
             const kernels_q8k *xb = &xr[j][i];
+            /* ggml's order: lane l less 32 (bsums 2l, 2l+1 by their
+             * scales) in integers, then one multiply-add by dx dw */
             const __m256i pc = _mm256_madd_epi16(kx_load(xb->bsums), scales);
-            acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[j]), _mm256_set1_ps(d * xb->d), acc[j]);
-            acc[j] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(pc), _mm256_set1_ps(32.0f * d * xb->d),
-                                      acc[j]);
+            const __m256i lanes = _mm256_sub_epi32(iacc[j], _mm256_slli_epi32(pc, 5));
+            if (tiled)
+                accs[j] = fmaf((float)kx_hsum_i32(lanes) * d, xb->d, accs[j]);
+            else
+                acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(xb->d * d), _mm256_cvtepi32_ps(lanes),
+                                         acc[j]);
         }
     }
     KX_UNROLL
-    for (int j = 0; j < nx; j++) out[j] = kx_hsum(acc[j]);
+    for (int j = 0; j < nx; j++) out[j] = tiled ? accs[j] : kx_hsum(acc[j]);
 }
+
+#define KX_Q4_K_BODY(n, w, x, xs, nx, out) kx_q4_k_order(n, w, x, xs, nx, out, 0)
+#define KX_Q4_K_BATCH_BODY(n, w, x, xs, nx, out) kx_q4_k_order(n, w, x, xs, nx, out, 1)
 
 static void kx_dot_q4_k(int64_t n, const void *w, const void *x, size_t xs, int nx, float *out)
 {
-    KX_NX_SWITCH(kx_q4_k_body, n, w, x, xs, nx, out);
+    KX_NX_SWITCH(KX_Q4_K_BODY, n, w, x, xs, nx, out);
 }
+
+static void kx_dotb_q4_k(int64_t n, const void *w, const void *x, size_t xs, int nx, float *out)
+{
+    KX_NX_SWITCH(KX_Q4_K_BATCH_BODY, n, w, x, xs, nx, out);
+}
+
+#define KX_Q6_K_BODY(n, w, x, xs, nx, out) kx_q6_k_order(n, w, x, xs, nx, out, 0)
+#define KX_Q6_K_TILED_BODY(n, w, x, xs, nx, out) kx_q6_k_order(n, w, x, xs, nx, out, 1)
 
 static void kx_dot_q6_k(int64_t n, const void *w, const void *x, size_t xs, int nx, float *out)
 {
-    KX_NX_SWITCH(kx_q6_k_body, n, w, x, xs, nx, out);
+    KX_NX_SWITCH(KX_Q6_K_BODY, n, w, x, xs, nx, out);
+}
+
+static void kx_dotb_q6_k(int64_t n, const void *w, const void *x, size_t xs, int nx, float *out)
+{
+    KX_NX_SWITCH(KX_Q6_K_TILED_BODY, n, w, x, xs, nx, out);
 }
 
 #include "kernels/x86_ops.h"
@@ -635,15 +792,18 @@ void KX_FILL(loft_kernels *kt)
     kt->dot[LOFT_TYPE_Q8_0] = kx_dot_q8_0;
     kt->dot[LOFT_TYPE_Q4_K] = kx_dot_q4_k;
     kt->dot[LOFT_TYPE_Q6_K] = kx_dot_q6_k;
+    kt->dotb[LOFT_TYPE_Q4_K] = kx_dotb_q4_k;
+    kt->dotb_rule[LOFT_TYPE_Q4_K] = KERNELS_DOTB_FOURS;
+    kt->dotb[LOFT_TYPE_Q6_K] = kx_dotb_q6_k;
+    kt->dotb_rule[LOFT_TYPE_Q6_K] = KERNELS_DOTB_FROM8;
     kt->dot2[LOFT_TYPE_Q4_0] = kx_dot2_q4_0;
     kt->dot2[LOFT_TYPE_Q4_1] = kx_dot2_q4_1;
     kt->dot2[LOFT_TYPE_Q5_0] = kx_dot2_q5_0;
-#if KX_VNNI
     kt->dot2[LOFT_TYPE_Q8_0] = kx_dot2_q8_0;
-#endif
     kt->attn_group = kx_attn_group;
     kt->swiglu = kx_swiglu;
     kt->geglu = kx_geglu;
+    kt->geglu_f16 = kx_geglu_f16;
 #if KX_EXTRA_FILL
     kx_extra_fill(kt);
 #endif

@@ -162,3 +162,29 @@ static void kx_geglu(float *out, const float *gate, const float *up, int64_t n)
     kx_glu(out, gate, up, n, 1);
 }
 
+/* loft_kernels.geglu_f16, 8 values at a time: F16C rounding (nearest
+ * even, as ggml's conversion), the table read lane by lane. */
+static void kx_geglu_f16(float *out, const float *gate, const float *up, int64_t n)
+{
+    const uint16_t *tab = kernels_gelu_f16_table();
+    const __m256 lo = _mm256_set1_ps(-10.0f), hi = _mm256_set1_ps(10.0f);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 g = _mm256_loadu_ps(gate + i), u = _mm256_loadu_ps(up + i);
+        _Alignas(16) uint16_t h[8];
+        _mm_store_si128((__m128i *)h, _mm256_cvtps_ph(g, _MM_FROUND_TO_NEAREST_INT));
+        for (int k = 0; k < 8; k++) h[k] = tab[h[k]];
+        const __m256 t = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)h));
+        __m256 r = _mm256_mul_ps(t, u);
+        r = _mm256_blendv_ps(r, _mm256_mul_ps(g, u), _mm256_cmp_ps(g, hi, _CMP_GE_OQ));
+        r = _mm256_andnot_ps(_mm256_cmp_ps(g, lo, _CMP_LE_OQ), r);
+        _mm256_storeu_ps(out + i, r);
+    }
+    for (; i < n; i++) {
+        const float g = gate[i];
+        out[i] = g <= -10.0f ? 0.0f
+                 : g >= 10.0f ? g * up[i]
+                              : _cvtsh_ss(tab[_cvtss_sh(g, _MM_FROUND_TO_NEAREST_INT)]) * up[i];
+    }
+}
+

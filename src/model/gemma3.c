@@ -58,25 +58,36 @@ static void gemma3_forward(loft_model *m, kv_cache *kv, const int32_t *tokens, i
             rope_apply(s->q + (size_t)t * (size_t)qd, hp->n_head, hp->head_dim, s->rope, &rp);
             rope_apply(s->k + (size_t)t * (size_t)kd, hp->n_head_kv, hp->head_dim, s->rope, &rp);
         }
-        model_attention(m, kv, il, T, pos0);
+        /* Gemma scales the queries, not the scores (llama.cpp's graph
+         * too): the F16 rounding of the query comes after the scaling. */
+        for (int64_t i = 0; i < (int64_t)T * qd; i++) s->q[i] *= hp->attn_scale;
+        model_attention_scaled(m, kv, il, T, pos0, 1.0f);
         model_matmul(m, s->proj, s->att, &L->wo, T);
-        rmsnorm_forward(s->proj, s->proj, weight_f32(&L->attn_post_norm), T, C, hp->norm_eps);
-        model_add_rows(s->x, s->proj, (int64_t)T * C);
+        /* The last layer's output feeds only the logits: llama.cpp keeps
+         * just the rows it returns from here on (its products of one row
+         * round as a single token's do), and so does loft. */
+        int32_t n = T;
+        if (il == hp->n_layer - 1) n = !logits ? 0 : all_logits ? T : 1;
+        float *x = s->x + (size_t)(T - n) * (size_t)C;
+        float *proj = s->proj + (size_t)(T - n) * (size_t)C;
+        rmsnorm_forward(proj, proj, weight_f32(&L->attn_post_norm), n, C, hp->norm_eps);
+        model_add_rows(x, proj, (int64_t)n * C);
 
         /* feed-forward */
-        rmsnorm_forward(s->xn, s->x, weight_f32(&L->ffn_norm), T, C, hp->norm_eps);
-        model_matmul(m, s->gate, s->xn, &L->ffn_gate, T);
-        model_matmul(m, s->up, s->xn, &L->ffn_up, T);
+        rmsnorm_forward(s->xn, x, weight_f32(&L->ffn_norm), n, C, hp->norm_eps);
+        model_matmul(m, s->gate, s->xn, &L->ffn_gate, n);
+        model_matmul(m, s->up, s->xn, &L->ffn_up, n);
         /* The 8-bit path (quantized weights, 8-bit activations) follows
          * ggml, whose gelu goes through F16; with F32 activations, or float
          * weights that keep them in F32, gelu stays in F32. */
         if (m->f32_act || kernels_x_format(L->ffn_gate.type) == KERNELS_X_F32)
-            kernels_glu(m->kt, m->pool, KERNELS_GEGLU, s->gate, s->gate, s->up, (int64_t)T * F);
+            kernels_glu(m->kt, m->pool, KERNELS_GEGLU, s->gate, s->gate, s->up, (int64_t)n * F);
         else
-            geglu_f16_forward(s->gate, s->gate, s->up, (int64_t)T * F);
-        model_matmul(m, s->proj, s->gate, &L->ffn_down, T);
-        rmsnorm_forward(s->proj, s->proj, weight_f32(&L->ffn_post_norm), T, C, hp->norm_eps);
-        model_add_rows(s->x, s->proj, (int64_t)T * C);
+            kernels_glu(m->kt, m->pool, KERNELS_GEGLU_F16, s->gate, s->gate, s->up,
+                        (int64_t)n * F);
+        model_matmul(m, proj, s->gate, &L->ffn_down, n);
+        rmsnorm_forward(proj, proj, weight_f32(&L->ffn_post_norm), n, C, hp->norm_eps);
+        model_add_rows(x, proj, (int64_t)n * C);
     }
     if (logits) model_output_logits(m, s->x, T, logits, all_logits);
 }

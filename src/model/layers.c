@@ -2,7 +2,6 @@
 #include "model/layers.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <string.h>
 
 #include "kernels/kernels.h"
@@ -166,30 +165,6 @@ void geglu_forward(float *out, const float *gate, const float *up, int64_t T, in
 {
     const int64_t total = T * n;
     for (int64_t i = 0; i < total; i++) out[i] = gelu_tanh(gate[i]) * up[i];
-}
-
-/* gelu of every F16 value, rounded to F16: ggml's table. Built once. */
-static uint16_t gelu_f16_table[1 << 16];
-static pthread_once_t gelu_f16_once = PTHREAD_ONCE_INIT;
-
-static void gelu_f16_build(void)
-{
-    for (uint32_t h = 0; h < (1u << 16); h++)
-        gelu_f16_table[h] = loft_f32_to_f16(gelu_tanh(loft_f16_to_f32((uint16_t)h)));
-}
-
-void geglu_f16_forward(float *out, const float *gate, const float *up, int64_t n)
-{
-    pthread_once(&gelu_f16_once, gelu_f16_build);
-    for (int64_t i = 0; i < n; i++) {
-        const float g = gate[i];
-        if (g <= -10.0f)
-            out[i] = 0.0f;
-        else if (g >= 10.0f)
-            out[i] = g * up[i];
-        else
-            out[i] = loft_f16_to_f32(gelu_f16_table[loft_f32_to_f16(g)]) * up[i];
-    }
 }
 
 void softcap_apply(float *x, int64_t n, float cap)

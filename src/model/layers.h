@@ -94,11 +94,6 @@ void swiglu_ggml_forward(float *out, const float *gate, const float *up, int64_t
  * out may alias gate. */
 void geglu_forward(float *out, const float *gate, const float *up, int64_t T, int64_t n);
 
-/* out[i] = gelu(gate[i]) * up[i] for n values the way ggml's CPU backend
- * computes it: gate rounded to F16, gelu of that read from a table of F16
- * results; 0 below -10 and the identity above 10. out may alias gate. */
-void geglu_f16_forward(float *out, const float *gate, const float *up, int64_t n);
-
 /* gelu by the tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
 float gelu_tanh(float x);
 

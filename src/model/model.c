@@ -496,6 +496,12 @@ const gguf_file *model_gguf(const loft_model *m)
 
 void model_attention(loft_model *m, kv_cache *kv, int32_t il, int32_t T, int32_t pos0)
 {
+    model_attention_scaled(m, kv, il, T, pos0, m->hp.attn_scale);
+}
+
+void model_attention_scaled(loft_model *m, kv_cache *kv, int32_t il, int32_t T, int32_t pos0,
+                            float scale)
+{
     const model_hparams *hp = &m->hp;
     model_scratch *s = &m->s;
     const int32_t kd = hp->n_head_kv * hp->head_dim;
@@ -511,7 +517,7 @@ void model_attention(loft_model *m, kv_cache *kv, int32_t il, int32_t T, int32_t
         .head_dim = hp->head_dim,
         .head_dim_v = hp->head_dim_v,
         .window = m->layer_swa[il] ? hp->sliding_window : 0,
-        .scale = hp->attn_scale,
+        .scale = scale,
         .softcap = hp->attn_softcap,
         /* the 8-bit path follows ggml's roundings and order (its prompt
          * path when several tokens come at once); the F32 one stays close

@@ -120,6 +120,11 @@ void model_attention(loft_model *m, kv_cache *kv, int32_t il, int32_t T, int32_t
  * from the resident set. Leaves the model as it was when memory is short. */
 void model_pack_weights(loft_model *m);
 
+/* model_attention with q.k multiplied by `scale` instead of hp.attn_scale
+ * (1 for an architecture that scales the queries beforehand). */
+void model_attention_scaled(loft_model *m, kv_cache *kv, int32_t il, int32_t T, int32_t pos0,
+                            float scale);
+
 /* y: (T, w.n_out) = x: (T, w.n_in) times w transposed, on the model's
  * thread pool with its kernel set (activations converted to the weight
  * type's 8-bit format first, as llama.cpp does; float-weight types read

@@ -22,6 +22,7 @@
 #include <float.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -533,6 +534,83 @@ static void test_matmul_errors(void)
     CHECK(kernels_x_row_size(LOFT_TYPE_F16, 7) == 7 * sizeof(float));
 }
 
+/* ---- llama.cpp's orders ------------------------------------------------- *
+ *
+ * Where a set follows ggml's summation order (loft_kernels.dotb and the
+ * 32-value signed bodies), results are fixed to the bit by that order:
+ * Q5_0 / Q8_0: a token's outputs do not depend on how many tokens share the
+ * product (ggml's vec_dot and tinyBLAS agree), so the gemm tiles equal one
+ * token at a time; Q4_K / Q6_K: every x86 set computes the same bits
+ * (avx512's Q4_K tile against avx2's dotb). */
+static bool same_bits(const float *a, const float *b, int64_t n, const char *what)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (memcmp(&a[i], &b[i], 4) != 0) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "%s: differs at %lld (%.9g vs %.9g)", what, (long long)i,
+                     a[i], b[i]);
+            test_record_failure(__FILE__, __LINE__, msg);
+            return false;
+        }
+    return true;
+}
+
+static void test_ggml_orders(void)
+{
+    static const struct { uint32_t type; int64_t K, N, T; } cases[] = {
+        {LOFT_TYPE_Q5_0, 640, 11, 19}, {LOFT_TYPE_Q8_0, 640, 7, 21}, {LOFT_TYPE_Q5_0, 2112, 5, 9},
+        {LOFT_TYPE_Q4_K, 2048, 9, 19}, {LOFT_TYPE_Q6_K, 2048, 5, 11}, {LOFT_TYPE_Q4_K, 1024, 6, 7},
+        {LOFT_TYPE_Q6_K, 2560, 6, 19},
+    };
+    const loft_kernels *a2 = kernels_get_isa("avx2"), *a5 = kernels_get_isa("avx512");
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        problem p;
+        const int64_t K = cases[ci].K, N = cases[ci].N, T = cases[ci].T;
+        CHECK(problem_make(&p, cases[ci].type, K, N, T, 77 + ci));
+        float *y = malloc(sizeof(float) * (size_t)(T * N)), *y1 = malloc(sizeof(float) * (size_t)(T * N));
+        CHECK(y && y1);
+        const bool b32 = cases[ci].type == LOFT_TYPE_Q5_0 || cases[ci].type == LOFT_TYPE_Q8_0;
+        for (size_t si = 0; b32 && si < sizeof simd_sets / sizeof simd_sets[0]; si++) {
+            const loft_kernels *kt = kernels_get_isa(simd_sets[si]);
+            if (!kt || strcmp(kt->name, "neon") == 0) continue;
+            CHECK(run_matmul(kt, &p, 2, y) == LOFT_OK);
+            for (int64_t t = 0; t < T; t++) {
+                problem one = p;
+                one.T = 1;
+                one.x = p.x + t * K;
+                CHECK(run_matmul(kt, &one, 1, y1 + t * N) == LOFT_OK);
+            }
+            CHECK(same_bits(y, y1, T * N, kt->name));
+        }
+        if (!b32 && a2 && a5) {
+            CHECK(run_matmul(a5, &p, 2, y) == LOFT_OK);
+            CHECK(run_matmul(a2, &p, 1, y1) == LOFT_OK);
+            CHECK(same_bits(y, y1, T * N, loft_type_get(cases[ci].type)->name));
+        }
+        free(y);
+        free(y1);
+        problem_free(&p);
+    }
+    /* the F16-table gelu: every set gives ref's bits, edges at +-10 included */
+    enum { NG = 4099 };
+    static float g[NG], u[NG], r[NG], o[NG];
+    for (int i = 0; i < NG; i++) {
+        g[i] = -12.0f + 24.0f * (float)i / (float)(NG - 1);
+        u[i] = 1.0f + (float)(i % 7) * 0.25f;
+    }
+    g[5] = -10.0f;
+    g[6] = 10.0f;
+    g[7] = -1.99918556f; /* rounds to an F16 whose fused gelu differs */
+    kernels_glu(kernels_get_isa("ref"), NULL, KERNELS_GEGLU_F16, r, g, u, NG);
+    CHECK(r[5] == 0.0f && r[6] == 10.0f * u[6]);
+    for (size_t si = 0; si < sizeof simd_sets / sizeof simd_sets[0]; si++) {
+        const loft_kernels *kt = kernels_get_isa(simd_sets[si]);
+        if (!kt) continue;
+        kernels_glu(kt, NULL, KERNELS_GEGLU_F16, o, g, u, NG);
+        CHECK(same_bits(o, r, NG, kt->name));
+    }
+}
+
 static void test_table_names(void)
 {
     const loft_kernels *best = kernels_get();
@@ -559,6 +637,7 @@ int main(int argc, char **argv)
         {"matmul_errors", test_matmul_errors},
         {"attention", test_attention},
         {"glu", test_glu},
+        {"ggml_orders", test_ggml_orders},
     };
     return test_main(argc, argv, cases, TEST_COUNT(cases));
 }
