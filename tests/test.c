@@ -129,6 +129,29 @@ void test_make_train_data(train_dataset *d, uint32_t seed, int period)
     }
 }
 
+train_opts test_small_train_opts(void)
+{
+    return (train_opts){.n_ctx = 16,
+                        .n_batch = 24,
+                        .n_threads = 2,
+                        .rank = 2,
+                        .alpha = 4.0f,
+                        .modules = 0x7f,
+                        .lora_seed = 9,
+                        .seed = 11,
+                        .lr = 5e-3,
+                        .lr_min = 1e-5,
+                        .sched = LR_COSINE,
+                        .warmup_steps = 2,
+                        .n_epochs = 2,
+                        .weight_decay = 0.01f,
+                        .beta1 = 0.9f,
+                        .beta2 = 0.999f,
+                        .eps = 1e-8f,
+                        .grad_clip = 1.0,
+                        .shuffle = true};
+}
+
 void test_stop_at(void *ud, const train_report *r)
 {
     test_stopper *s = ud;

@@ -53,6 +53,13 @@ struct train_report;
  * third on. */
 void test_make_train_data(struct train_dataset *d, uint32_t seed, int period);
 
+/* Options for a short train_run on the tiny test model: -c 16 -b 24, 2
+ * threads, rank 2, alpha 4, every block module, lora seed 9, data seed 11,
+ * lr 5e-3 cosine to 1e-5 after 2 warmup steps, 2 epochs, AdamW (0.9,
+ * 0.999, 1e-8, weight decay 0.01), clip 1, shuffled. Callers change what
+ * their case needs. */
+struct train_opts test_small_train_opts(void);
+
 /* A train_run report callback (ud: a test_stopper) that raises flag when
  * the optimizer step `at` has been reported; pass &flag as the stop flag. */
 typedef struct test_stopper {

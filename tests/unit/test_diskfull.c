@@ -214,30 +214,17 @@ static void test_gguf_write_limit(void)
 
 static train_opts tiny_opts(test_stopper *sp)
 {
-    return (train_opts){.n_ctx = 16,
-                        .n_batch = 24,
-                        .n_threads = 2,
-                        .rank = 2,
-                        .alpha = 4.0f,
-                        .modules = 0x7f,
-                        .lora_seed = 3,
-                        .seed = 5,
-                        .lr = 5e-3,
-                        .lr_min = 1e-5,
-                        .sched = LR_COSINE,
-                        .warmup_steps = 1,
-                        .n_epochs = 3,
-                        .weight_decay = 0.01f,
-                        .beta1 = 0.9f,
-                        .beta2 = 0.999f,
-                        .eps = 1e-8f,
-                        .grad_clip = 1.0,
-                        .shuffle = true,
-                        .save_every = 1,
-                        .max_steps = 5,
-                        .stop = &sp->flag,
-                        .report = test_stop_at,
-                        .report_ud = sp};
+    train_opts o = test_small_train_opts();
+    o.lora_seed = 3;
+    o.seed = 5;
+    o.warmup_steps = 1;
+    o.n_epochs = 3;
+    o.save_every = 1;
+    o.max_steps = 5;
+    o.stop = &sp->flag;
+    o.report = test_stop_at;
+    o.report_ud = sp;
+    return o;
 }
 
 typedef struct resume_job {

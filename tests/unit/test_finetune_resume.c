@@ -92,29 +92,12 @@ static void test_library_resume(void)
     snprintf(full, sizeof full, "%s-full.gguf", dir);
     snprintf(part, sizeof part, "%s-part.gguf", dir);
     test_stopper sp = {.flag = 0, .at = -1};
-    train_opts o = {.n_ctx = 16,
-                    .n_batch = 24,
-                    .n_threads = 2,
-                    .rank = 2,
-                    .alpha = 4.0f,
-                    .modules = 0x7f,
-                    .lora_seed = 9,
-                    .seed = 11,
-                    .lr = 5e-3,
-                    .lr_min = 1e-5,
-                    .sched = LR_COSINE,
-                    .warmup_steps = 2,
-                    .n_epochs = 4,
-                    .weight_decay = 0.01f,
-                    .beta1 = 0.9f,
-                    .beta2 = 0.999f,
-                    .eps = 1e-8f,
-                    .grad_clip = 1.0,
-                    .shuffle = true,
-                    .output_adapter = full,
-                    .stop = &sp.flag,
-                    .report = test_stop_at,
-                    .report_ud = &sp};
+    train_opts o = test_small_train_opts();
+    o.n_epochs = 4;
+    o.output_adapter = full;
+    o.stop = &sp.flag;
+    o.report = test_stop_at;
+    o.report_ud = &sp;
     train_result res;
     CHECKF(train_run(m, &d, NULL, &o, &res, &st) == LOFT_OK, "%s", st.msg);
     const int64_t total = res.steps;

@@ -229,26 +229,7 @@ static void test_fd_kernels_2threads_ckpt(void)
 
 static train_opts base_opts(void)
 {
-    train_opts o = {.n_ctx = 16,
-                    .n_batch = 24,
-                    .n_threads = 2,
-                    .rank = 2,
-                    .alpha = 4.0f,
-                    .modules = 0x7f,
-                    .lora_seed = 9,
-                    .seed = 11,
-                    .lr = 5e-3,
-                    .lr_min = 1e-5,
-                    .sched = LR_COSINE,
-                    .warmup_steps = 2,
-                    .n_epochs = 2,
-                    .weight_decay = 0.01f,
-                    .beta1 = 0.9f,
-                    .beta2 = 0.999f,
-                    .eps = 1e-8f,
-                    .grad_clip = 1.0,
-                    .shuffle = true};
-    return o;
+    return test_small_train_opts();
 }
 
 static void test_validation_ignores_p(void)
