@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "base/json.h"
+#include "eval/metrics.h"
 #include "model/model.h"
 #include "test.h"
 #include "train/adapter.h"
@@ -73,17 +74,6 @@ static void fixture_free(fixture *fx)
     json_doc_free(fx->doc);
 }
 
-static double cosine(const float *a, const float *b, size_t n)
-{
-    double ab = 0, aa = 0, bb = 0;
-    for (size_t i = 0; i < n; i++) {
-        ab += (double)a[i] * b[i];
-        aa += (double)a[i] * a[i];
-        bb += (double)b[i] * b[i];
-    }
-    return ab / sqrt(aa * bb);
-}
-
 static void test_loss_and_grads(void)
 {
     fixture fx;
@@ -121,8 +111,8 @@ static void test_loss_and_grads(void)
         const lora_module *a = &s.mods[i];
         const lora_module *b = lora_set_find(&ref, a->layer, a->kind);
         CHECK(b);
-        const double ca = cosine(a->dA, b->A, (size_t)(a->n_in * 4));
-        const double cb = cosine(a->dB, b->B, (size_t)(a->n_out * 4));
+        const double ca = eval_cosine(a->dA, b->A, (size_t)(a->n_in * 4));
+        const double cb = eval_cosine(a->dB, b->B, (size_t)(a->n_out * 4));
         CHECKF(ca >= 0.999 && cb >= 0.999, "%s layer %d: cosine dA %.6f dB %.6f",
                lora_kind_tensor_name(a->kind), a->layer, ca, cb);
         worst = fmin(worst, fmin(ca, cb));

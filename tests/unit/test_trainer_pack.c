@@ -330,27 +330,18 @@ static void log_step(void *ud, const train_report *r)
 
 static train_opts run_opts(step_log *lg)
 {
-    train_opts o = {.n_ctx = 16,
-                    .n_batch = 16,
-                    .n_ubatch = 8,
-                    .n_threads = 2,
-                    .rank = 2,
-                    .alpha = 4.0f,
-                    .modules = 0x7f,
-                    .lora_seed = 3,
-                    .seed = 5,
-                    .lr = 1e-3,
-                    .sched = LR_CONSTANT,
-                    .warmup_steps = 0,
-                    .n_epochs = 2,
-                    .weight_decay = 0.01f,
-                    .beta1 = 0.9f,
-                    .beta2 = 0.999f,
-                    .eps = 1e-8f,
-                    .grad_clip = 1.0,
-                    .shuffle = false,
-                    .report = log_step,
-                    .report_ud = lg};
+    train_opts o = test_small_train_opts();
+    o.n_batch = 16;
+    o.n_ubatch = 8;
+    o.lora_seed = 3;
+    o.seed = 5;
+    o.lr = 1e-3;
+    o.lr_min = 0.0;
+    o.sched = LR_CONSTANT;
+    o.warmup_steps = 0;
+    o.shuffle = false;
+    o.report = log_step;
+    o.report_ud = lg;
     return o;
 }
 
