@@ -10,7 +10,7 @@
 
 /* Tokens of activations the forward pass keeps at once (model_impl.h's
  * MODEL_CHUNK; kept in step by the memory test against measured RSS). */
-#define MEMFIT_CHUNK 32
+#define MEMFIT_CHUNK 512
 /* Code, libc, thread stacks and the allocator's own slack. */
 #define MEMFIT_BASELINE (6u << 20)
 /* Bytes per vocabulary entry of the tokenizer's tables (token index, hash

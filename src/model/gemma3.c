@@ -27,8 +27,6 @@ static void gemma3_forward(loft_model *m, kv_cache *kv, const int32_t *tokens, i
     const model_hparams *hp = &m->hp;
     model_scratch *s = &m->s;
     const int64_t C = hp->n_embd, F = hp->n_ff;
-    const int64_t qd = (int64_t)hp->n_head * hp->head_dim;
-    const int64_t kd = (int64_t)hp->n_head_kv * hp->head_dim;
 
     for (int32_t t = 0; t < T; t++)
         embedding_lookup(s->x + (size_t)t * (size_t)C, &m->tok_embd, tokens[t], hp->embd_scale);
@@ -45,22 +43,16 @@ static void gemma3_forward(loft_model *m, kv_cache *kv, const int32_t *tokens, i
         };
 
         /* attention */
-        rmsnorm_forward(s->xn, s->x, weight_f32(&L->attn_norm), T, C, hp->norm_eps);
-        model_matmul(m, s->q, s->xn, &L->wq, T);
-        model_matmul(m, s->k, s->xn, &L->wk, T);
-        model_matmul(m, s->v, s->xn, &L->wv, T);
-        rmsnorm_forward(s->q, s->q, weight_f32(&L->q_norm), (int64_t)T * hp->n_head, hp->head_dim,
-                        hp->norm_eps);
-        rmsnorm_forward(s->k, s->k, weight_f32(&L->k_norm), (int64_t)T * hp->n_head_kv,
-                        hp->head_dim, hp->norm_eps);
-        for (int32_t t = 0; t < T; t++) {
-            rope_cache(s->rope, pos0 + t, &rp);
-            rope_apply(s->q + (size_t)t * (size_t)qd, hp->n_head, hp->head_dim, s->rope, &rp);
-            rope_apply(s->k + (size_t)t * (size_t)kd, hp->n_head_kv, hp->head_dim, s->rope, &rp);
-        }
+        model_rmsnorm(m, s->xn, s->x, weight_f32(&L->attn_norm), T, C, hp->norm_eps);
+        model_matmuls(m, s->xn, T, 3, (const model_weight *[]){&L->wq, &L->wk, &L->wv},
+                      (float *[]){s->q, s->k, s->v});
+        model_rmsnorm(m, s->q, s->q, weight_f32(&L->q_norm), (int64_t)T * hp->n_head, hp->head_dim,
+                      hp->norm_eps);
+        model_rmsnorm(m, s->k, s->k, weight_f32(&L->k_norm), (int64_t)T * hp->n_head_kv,
+                      hp->head_dim, hp->norm_eps);
         /* Gemma scales the queries, not the scores (llama.cpp's graph
          * too): the F16 rounding of the query comes after the scaling. */
-        for (int64_t i = 0; i < (int64_t)T * qd; i++) s->q[i] *= hp->attn_scale;
+        model_rope(m, T, pos0, &rp, hp->attn_scale);
         model_attention_scaled(m, kv, il, T, pos0, 1.0f);
         model_matmul(m, s->proj, s->att, &L->wo, T);
         /* The last layer's output feeds only the logits: llama.cpp keeps
@@ -70,13 +62,13 @@ static void gemma3_forward(loft_model *m, kv_cache *kv, const int32_t *tokens, i
         if (il == hp->n_layer - 1) n = !logits ? 0 : all_logits ? T : 1;
         float *x = s->x + (size_t)(T - n) * (size_t)C;
         float *proj = s->proj + (size_t)(T - n) * (size_t)C;
-        rmsnorm_forward(proj, proj, weight_f32(&L->attn_post_norm), n, C, hp->norm_eps);
-        model_add_rows(x, proj, (int64_t)n * C);
+        model_rmsnorm(m, proj, proj, weight_f32(&L->attn_post_norm), n, C, hp->norm_eps);
+        model_add_rows_par(m, x, proj, n, C);
 
         /* feed-forward */
-        rmsnorm_forward(s->xn, x, weight_f32(&L->ffn_norm), n, C, hp->norm_eps);
-        model_matmul(m, s->gate, s->xn, &L->ffn_gate, n);
-        model_matmul(m, s->up, s->xn, &L->ffn_up, n);
+        model_rmsnorm(m, s->xn, x, weight_f32(&L->ffn_norm), n, C, hp->norm_eps);
+        model_matmuls(m, s->xn, n, 2, (const model_weight *[]){&L->ffn_gate, &L->ffn_up},
+                      (float *[]){s->gate, s->up});
         /* The 8-bit path (quantized weights, 8-bit activations) follows
          * ggml, whose gelu goes through F16; with F32 activations, or float
          * weights that keep them in F32, gelu stays in F32. */
@@ -86,8 +78,8 @@ static void gemma3_forward(loft_model *m, kv_cache *kv, const int32_t *tokens, i
             kernels_glu(m->kt, m->pool, KERNELS_GEGLU_F16, s->gate, s->gate, s->up,
                         (int64_t)n * F);
         model_matmul(m, proj, s->gate, &L->ffn_down, n);
-        rmsnorm_forward(proj, proj, weight_f32(&L->ffn_post_norm), n, C, hp->norm_eps);
-        model_add_rows(x, proj, (int64_t)n * C);
+        model_rmsnorm(m, proj, proj, weight_f32(&L->ffn_post_norm), n, C, hp->norm_eps);
+        model_add_rows_par(m, x, proj, n, C);
     }
     if (logits) model_output_logits(m, s->x, T, logits, all_logits);
 }

@@ -36,42 +36,39 @@ static void llama_forward(loft_model *m, kv_cache *kv, const int32_t *tokens, in
         const model_layer *L = &m->layers[il];
 
         /* attention */
-        rmsnorm_forward(s->xn, s->x, weight_f32(&L->attn_norm), T, C, hp->norm_eps);
-        model_matmul(m, s->q, s->xn, &L->wq, T);
-        if (m->adapter) m->adapter(m->adapter_ctx, il, MODEL_PROJ_Q, s->q, s->xn, T);
-        model_matmul(m, s->k, s->xn, &L->wk, T);
-        if (m->adapter) m->adapter(m->adapter_ctx, il, MODEL_PROJ_K, s->k, s->xn, T);
-        model_matmul(m, s->v, s->xn, &L->wv, T);
-        if (m->adapter) m->adapter(m->adapter_ctx, il, MODEL_PROJ_V, s->v, s->xn, T);
+        model_rmsnorm(m, s->xn, s->x, weight_f32(&L->attn_norm), T, C, hp->norm_eps);
+        model_matmuls(m, s->xn, T, 3, (const model_weight *[]){&L->wq, &L->wk, &L->wv},
+                      (float *[]){s->q, s->k, s->v});
+        if (m->adapter) {
+            m->adapter(m->adapter_ctx, il, MODEL_PROJ_Q, s->q, s->xn, T);
+            m->adapter(m->adapter_ctx, il, MODEL_PROJ_K, s->k, s->xn, T);
+            m->adapter(m->adapter_ctx, il, MODEL_PROJ_V, s->v, s->xn, T);
+        }
         if (L->bq.data) add_bias(s->q, weight_f32(&L->bq), T, qd);
         if (L->bk.data) add_bias(s->k, weight_f32(&L->bk), T, kd);
         if (L->bv.data) add_bias(s->v, weight_f32(&L->bv), T, vd);
-        for (int32_t t = 0; t < T; t++) {
-            rope_cache(s->rope, pos0 + t, &rp);
-            rope_apply(s->q + (size_t)t * (size_t)qd, hp->n_head, hp->head_dim, s->rope, &rp);
-            rope_apply(s->k + (size_t)t * (size_t)kd, hp->n_head_kv, hp->head_dim, s->rope, &rp);
-        }
+        model_rope(m, T, pos0, &rp, 1.0f);
         model_attention(m, kv, il, T, pos0);
         model_matmul(m, s->proj, s->att, &L->wo, T);
         if (m->adapter) m->adapter(m->adapter_ctx, il, MODEL_PROJ_O, s->proj, s->att, T);
         if (L->bo.data) add_bias(s->proj, weight_f32(&L->bo), T, C);
-        model_add_rows(s->x, s->proj, (int64_t)T * C);
+        model_add_rows_par(m, s->x, s->proj, T, C);
 
         /* feed-forward */
-        rmsnorm_forward(s->xn, s->x, weight_f32(&L->ffn_norm), T, C, hp->norm_eps);
-        model_matmul(m, s->gate, s->xn, &L->ffn_gate, T);
-        if (m->adapter) m->adapter(m->adapter_ctx, il, MODEL_PROJ_GATE, s->gate, s->xn, T);
-        model_matmul(m, s->up, s->xn, &L->ffn_up, T);
-        if (m->adapter) m->adapter(m->adapter_ctx, il, MODEL_PROJ_UP, s->up, s->xn, T);
+        model_rmsnorm(m, s->xn, s->x, weight_f32(&L->ffn_norm), T, C, hp->norm_eps);
+        model_matmuls(m, s->xn, T, 2, (const model_weight *[]){&L->ffn_gate, &L->ffn_up},
+                      (float *[]){s->gate, s->up});
+        if (m->adapter) {
+            m->adapter(m->adapter_ctx, il, MODEL_PROJ_GATE, s->gate, s->xn, T);
+            m->adapter(m->adapter_ctx, il, MODEL_PROJ_UP, s->up, s->xn, T);
+        }
         if (m->f32_act)
             kernels_glu(m->kt, m->pool, KERNELS_SWIGLU, s->gate, s->gate, s->up, (int64_t)T * F);
         else /* the 8-bit path follows ggml to the bit */
-            for (int32_t t = 0; t < T; t++)
-                swiglu_ggml_forward(s->gate + (size_t)t * (size_t)F, s->gate + (size_t)t * (size_t)F,
-                                    s->up + (size_t)t * (size_t)F, F);
+            model_swiglu_ggml(m, s->gate, s->gate, s->up, T, F);
         model_matmul(m, s->proj, s->gate, &L->ffn_down, T);
         if (m->adapter) m->adapter(m->adapter_ctx, il, MODEL_PROJ_DOWN, s->proj, s->gate, T);
-        model_add_rows(s->x, s->proj, (int64_t)T * C);
+        model_add_rows_par(m, s->x, s->proj, T, C);
     }
     if (logits) model_output_logits(m, s->x, T, logits, all_logits);
 }

@@ -364,7 +364,7 @@ static loft_code model_scratch_init(loft_model *m, loft_status *st)
     s->gate = model_alloc_floats(T, hp->n_ff);
     s->up = model_alloc_floats(T, hp->n_ff);
     s->row = model_alloc_floats(1, widest);
-    s->rope = model_alloc_floats(1, hp->n_rot);
+    s->rope = model_alloc_floats(T, hp->n_rot);
     /* F32 rows are the widest activation format (4 bytes a value). */
     s->xq_bytes = (size_t)T * (size_t)widest * sizeof(float);
     s->xq = malloc(s->xq_bytes);
@@ -461,20 +461,36 @@ int model_get_threads(const loft_model *m)
     return threadpool_size(m->pool);
 }
 
+void model_matmuls(loft_model *m, const float *x, int32_t T, int n, const model_weight *const *ws,
+                   float *const *ys)
+{
+    kernels_xfmt done = KERNELS_X_F32; /* the format s.xq holds x in (F32: none yet) */
+    size_t done_rs = 0;
+    for (int i = 0; i < n; i++) {
+        const model_weight *w = ws[i];
+        const size_t rs = kernels_x_row_size(w->type, w->n_in);
+        const kernels_weight kw = {w->data, w->type, w->n_in, w->n_out, w->row_bytes, w->packed};
+        const kernels_xfmt f = kernels_x_format(w->type);
+        if (m->f32_act || rs == 0 || !m->kt->dot[w->type]) {
+            kernels_matmul_f32(m->kt, m->pool, ys[i], x, T, &kw, m->rows);
+            continue;
+        }
+        if (f == KERNELS_X_F32) { /* F32 rows as they are: no copy */
+            kernels_matmul_xq(m->kt, m->pool, ys[i], x, rs, T, &kw);
+            continue;
+        }
+        if (f != done || rs != done_rs) { /* the same x in the same format is quantized once */
+            model_quantize_x(m, w->type, x, T, w->n_in, m->s.xq);
+            done = f;
+            done_rs = rs;
+        }
+        kernels_matmul_xq(m->kt, m->pool, ys[i], m->s.xq, rs, T, &kw);
+    }
+}
+
 void model_matmul(loft_model *m, float *y, const float *x, const model_weight *w, int32_t T)
 {
-    const size_t rs = kernels_x_row_size(w->type, w->n_in);
-    const kernels_weight kw = {w->data, w->type, w->n_in, w->n_out, w->row_bytes, w->packed};
-    if (m->f32_act || rs == 0 || !m->kt->dot[w->type]) {
-        kernels_matmul_f32(m->kt, m->pool, y, x, T, &kw, m->rows);
-        return;
-    }
-    if (kernels_x_format(w->type) == KERNELS_X_F32) { /* F32 rows as they are: no copy */
-        kernels_matmul_xq(m->kt, m->pool, y, x, rs, T, &kw);
-        return;
-    }
-    kernels_quantize_x(m->kt, w->type, x, T, w->n_in, m->s.xq);
-    kernels_matmul_xq(m->kt, m->pool, y, m->s.xq, rs, T, &kw);
+    model_matmuls(m, x, T, 1, &w, &y);
 }
 
 const model_hparams *model_get_hparams(const loft_model *m)
@@ -504,10 +520,7 @@ void model_attention_scaled(loft_model *m, kv_cache *kv, int32_t il, int32_t T, 
 {
     const model_hparams *hp = &m->hp;
     model_scratch *s = &m->s;
-    const int32_t kd = hp->n_head_kv * hp->head_dim;
-    const int32_t vd = hp->n_head_kv * hp->head_dim_v;
-    for (int32_t t = 0; t < T; t++)
-        kv_cache_store(kv, il, pos0 + t, s->k + (size_t)t * kd, s->v + (size_t)t * vd);
+    model_kv_store(m, kv, il, T, pos0);
     const void *K, *V;
     uint32_t kv_type;
     kv_cache_layer_raw(kv, il, &K, &V, &kv_type);

@@ -27,7 +27,7 @@ typedef struct model_layer {
 
 /* Forward scratch, sized for MODEL_CHUNK tokens and grown for the largest
  * cache seen; allocated once, reused by every call. */
-#define MODEL_CHUNK 128
+#define MODEL_CHUNK 512
 
 typedef struct model_scratch {
     float *x;      /* (CHUNK, C) residual stream */
@@ -40,7 +40,7 @@ typedef struct model_scratch {
     float *gate;   /* (CHUNK, n_ff) */
     float *up;     /* (CHUNK, n_ff) */
     float *row;    /* max input width: one dequantized weight row */
-    float *rope;   /* n_rot floats: one position's cos/sin */
+    float *rope;   /* (CHUNK, n_rot): each token's cos/sin (model_rope) */
     float *scores; /* n_scores floats: attention scratch (kernels_attention_scratch) */
     size_t n_scores;
     void *xq;        /* (CHUNK, widest) activations in a weight type's format */
@@ -129,7 +129,47 @@ void model_attention_scaled(loft_model *m, kv_cache *kv, int32_t il, int32_t T, 
  * thread pool with its kernel set (activations converted to the weight
  * type's 8-bit format first, as llama.cpp does; float-weight types read
  * x in place). T <= MODEL_CHUNK; y and x do not overlap. */
+/* y = x W^T for T rows of x (F32, w.n_in wide) into y (T, w.n_out): x is
+ * brought into w's activation format first (s.xq), over the pool. */
 void model_matmul(loft_model *m, float *y, const float *x, const model_weight *w, int32_t T);
+
+/* n products of the same x: ys[i] = x ws[i]^T. x is quantized once for
+ * every run of weights that take the same activation format, so q/k/v or
+ * gate/up share one quantization. Results equal n model_matmul calls. */
+void model_matmuls(loft_model *m, const float *x, int32_t T, int n, const model_weight *const *ws,
+                   float *const *ys);
+
+/* ---- per-token steps over the pool (model_par.c) ----
+ * Each runs on the caller alone for one row or little work, else splits
+ * its rows over m->pool; rows are independent, so results never depend on
+ * the thread count. */
+
+/* fn(ctx, r0, r1) for row ranges covering [0, n_rows); row_work is the
+ * floats one row touches (to judge whether threads pay). */
+typedef void (*model_rows_fn)(void *ctx, int64_t r0, int64_t r1);
+void model_for_rows(loft_model *m, int64_t n_rows, int64_t row_work, model_rows_fn fn, void *ctx);
+
+/* rmsnorm_forward over rows (rows, n) */
+void model_rmsnorm(loft_model *m, float *out, const float *x, const float *w, int64_t rows,
+                   int64_t n, float eps);
+
+/* Rope on s.q and s.k for T tokens at positions pos0.., the per-token
+ * cos/sin in s.rope (T, n_rot); the queries are then multiplied by
+ * q_scale unless it is 1. */
+void model_rope(loft_model *m, int32_t T, int32_t pos0, const rope_params *rp, float q_scale);
+
+/* kv_cache_store of s.k / s.v for T tokens at positions pos0.. of layer il */
+void model_kv_store(loft_model *m, kv_cache *kv, int32_t il, int32_t T, int32_t pos0);
+
+/* swiglu_ggml_forward per token on (T, n) rows */
+void model_swiglu_ggml(loft_model *m, float *out, const float *gate, const float *up, int32_t T,
+                       int64_t n);
+
+/* x += y over (rows, n) */
+void model_add_rows_par(loft_model *m, float *x, const float *y, int64_t rows, int64_t n);
+
+/* kernels_quantize_x of T rows of k values into xq for weight type `type` */
+void model_quantize_x(loft_model *m, uint32_t type, const float *x, int32_t T, int64_t k, void *xq);
 
 /* x: (n) += y: (n). */
 void model_add_rows(float *x, const float *y, int64_t n);

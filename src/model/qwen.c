@@ -35,37 +35,32 @@ static void qwen_forward(loft_model *m, kv_cache *kv, const int32_t *tokens, int
         const model_layer *L = &m->layers[il];
 
         /* attention */
-        rmsnorm_forward(s->xn, s->x, weight_f32(&L->attn_norm), T, C, hp->norm_eps);
-        model_matmul(m, s->q, s->xn, &L->wq, T);
-        model_matmul(m, s->k, s->xn, &L->wk, T);
-        model_matmul(m, s->v, s->xn, &L->wv, T);
+        model_rmsnorm(m, s->xn, s->x, weight_f32(&L->attn_norm), T, C, hp->norm_eps);
+        model_matmuls(m, s->xn, T, 3, (const model_weight *[]){&L->wq, &L->wk, &L->wv},
+                      (float *[]){s->q, s->k, s->v});
         if (L->bq.data) add_bias(s->q, weight_f32(&L->bq), T, qd);
         if (L->bk.data) add_bias(s->k, weight_f32(&L->bk), T, kd);
         if (L->bv.data) add_bias(s->v, weight_f32(&L->bv), T, vd);
         /* Per-head norms: each head is one row of head_dim. */
         if (L->q_norm.data)
-            rmsnorm_forward(s->q, s->q, weight_f32(&L->q_norm), (int64_t)T * hp->n_head,
-                            hp->head_dim, hp->norm_eps);
+            model_rmsnorm(m, s->q, s->q, weight_f32(&L->q_norm), (int64_t)T * hp->n_head,
+                          hp->head_dim, hp->norm_eps);
         if (L->k_norm.data)
-            rmsnorm_forward(s->k, s->k, weight_f32(&L->k_norm), (int64_t)T * hp->n_head_kv,
-                            hp->head_dim, hp->norm_eps);
-        for (int32_t t = 0; t < T; t++) {
-            rope_cache(s->rope, pos0 + t, &rp);
-            rope_apply(s->q + (size_t)t * (size_t)qd, hp->n_head, hp->head_dim, s->rope, &rp);
-            rope_apply(s->k + (size_t)t * (size_t)kd, hp->n_head_kv, hp->head_dim, s->rope, &rp);
-        }
+            model_rmsnorm(m, s->k, s->k, weight_f32(&L->k_norm), (int64_t)T * hp->n_head_kv,
+                          hp->head_dim, hp->norm_eps);
+        model_rope(m, T, pos0, &rp, 1.0f);
         model_attention(m, kv, il, T, pos0);
         model_matmul(m, s->proj, s->att, &L->wo, T);
         if (L->bo.data) add_bias(s->proj, weight_f32(&L->bo), T, C);
-        model_add_rows(s->x, s->proj, (int64_t)T * C);
+        model_add_rows_par(m, s->x, s->proj, T, C);
 
         /* feed-forward */
-        rmsnorm_forward(s->xn, s->x, weight_f32(&L->ffn_norm), T, C, hp->norm_eps);
-        model_matmul(m, s->gate, s->xn, &L->ffn_gate, T);
-        model_matmul(m, s->up, s->xn, &L->ffn_up, T);
+        model_rmsnorm(m, s->xn, s->x, weight_f32(&L->ffn_norm), T, C, hp->norm_eps);
+        model_matmuls(m, s->xn, T, 2, (const model_weight *[]){&L->ffn_gate, &L->ffn_up},
+                      (float *[]){s->gate, s->up});
         kernels_glu(m->kt, m->pool, KERNELS_SWIGLU, s->gate, s->gate, s->up, (int64_t)T * F);
         model_matmul(m, s->proj, s->gate, &L->ffn_down, T);
-        model_add_rows(s->x, s->proj, (int64_t)T * C);
+        model_add_rows_par(m, s->x, s->proj, T, C);
     }
     if (logits) model_output_logits(m, s->x, T, logits, all_logits);
 }
