@@ -303,6 +303,34 @@ void kernels_matmul_xq(const loft_kernels *kt, threadpool *pool, float *y, const
         threadpool_run(pool, kd_matmul_part, &jb);
 }
 
+typedef struct kd_many_job {
+    const loft_kernels *kt;
+    int n;
+    const kernels_matmul_item *items;
+} kd_many_job;
+
+static void kd_many_part(void *arg, int ith, int nth)
+{
+    const kd_many_job *jb = arg;
+    for (int i = 0; i < jb->n; i++) {
+        const kernels_matmul_item *it = &jb->items[i];
+        const kd_matmul_job one = {jb->kt, it->y, it->xq, it->x_row_bytes, it->T, &it->w};
+        kd_matmul_part((void *)&one, ith, nth);
+    }
+}
+
+void kernels_matmul_xq_many(const loft_kernels *kt, threadpool *pool, int n,
+                            const kernels_matmul_item *items)
+{
+    int64_t work = 0;
+    for (int i = 0; i < n; i++) work += items[i].T * items[i].w.n_out * items[i].w.n_in;
+    const kd_many_job jb = {kt, n, items};
+    if (work < 4096 || threadpool_size(pool) == 1)
+        kd_many_part((void *)&jb, 0, 1);
+    else
+        threadpool_run(pool, kd_many_part, (void *)&jb);
+}
+
 typedef struct kd_f32_job {
     const loft_kernels *kt;
     float *y;

@@ -264,6 +264,22 @@ void kernels_pack(uint32_t t, const void *w, size_t row_bytes, int64_t n_in, int
 void kernels_matmul_xq(const loft_kernels *kt, threadpool *pool, float *y, const void *xq,
                        size_t x_row_bytes, int64_t T, const kernels_weight *w);
 
+/* One product of kernels_matmul_xq's kind, for kernels_matmul_xq_many. */
+typedef struct kernels_matmul_item {
+    float *y;
+    const void *xq;
+    size_t x_row_bytes;
+    int64_t T;
+    kernels_weight w;
+} kernels_matmul_item;
+
+/* kernels_matmul_xq for each of items[0..n) in one pool run: each thread
+ * takes its rows of every product in turn (the same rows a single call
+ * gives it), so n independent products cost one wake-up and one wait
+ * instead of n. The results equal n kernels_matmul_xq calls. */
+void kernels_matmul_xq_many(const loft_kernels *kt, threadpool *pool, int n,
+                            const kernels_matmul_item *items);
+
 /* The same with F32 activations kept in F32: each thread dequantizes one
  * weight row at a time into its part of row_buf (threadpool_size(pool) *
  * w.n_in floats) and dots it with the T rows of x: (T, w.n_in) through the

@@ -461,11 +461,24 @@ int model_get_threads(const loft_model *m)
     return threadpool_size(m->pool);
 }
 
+/* Products waiting for one pool run in model_matmuls. */
+typedef struct matmul_batch {
+    kernels_matmul_item items[MODEL_MATMULS_MAX];
+    int n;
+} matmul_batch;
+
+static void matmul_batch_flush(loft_model *m, matmul_batch *b)
+{
+    if (b->n) kernels_matmul_xq_many(m->kt, m->pool, b->n, b->items);
+    b->n = 0;
+}
+
 void model_matmuls(loft_model *m, const float *x, int32_t T, int n, const model_weight *const *ws,
                    float *const *ys)
 {
-    kernels_xfmt done = KERNELS_X_F32; /* the format s.xq holds x in (F32: none yet) */
-    size_t done_rs = 0;
+    matmul_batch b = {.n = 0};
+    kernels_xfmt held = KERNELS_X_F32; /* the format s.xq holds x in (F32: none yet) */
+    size_t held_rs = 0;
     for (int i = 0; i < n; i++) {
         const model_weight *w = ws[i];
         const size_t rs = kernels_x_row_size(w->type, w->n_in);
@@ -475,17 +488,20 @@ void model_matmuls(loft_model *m, const float *x, int32_t T, int n, const model_
             kernels_matmul_f32(m->kt, m->pool, ys[i], x, T, &kw, m->rows);
             continue;
         }
-        if (f == KERNELS_X_F32) { /* F32 rows as they are: no copy */
-            kernels_matmul_xq(m->kt, m->pool, ys[i], x, rs, T, &kw);
-            continue;
+        const void *xq = x; /* F32 rows as they are: no copy */
+        if (f != KERNELS_X_F32) {
+            if (f != held || rs != held_rs) { /* the same x in one format is quantized once */
+                matmul_batch_flush(m, &b);    /* those queued still read the old s.xq */
+                model_quantize_x(m, w->type, x, T, w->n_in, m->s.xq);
+                held = f;
+                held_rs = rs;
+            }
+            xq = m->s.xq;
         }
-        if (f != done || rs != done_rs) { /* the same x in the same format is quantized once */
-            model_quantize_x(m, w->type, x, T, w->n_in, m->s.xq);
-            done = f;
-            done_rs = rs;
-        }
-        kernels_matmul_xq(m->kt, m->pool, ys[i], m->s.xq, rs, T, &kw);
+        if (b.n == MODEL_MATMULS_MAX) matmul_batch_flush(m, &b);
+        b.items[b.n++] = (kernels_matmul_item){ys[i], xq, rs, T, kw};
     }
+    matmul_batch_flush(m, &b);
 }
 
 void model_matmul(loft_model *m, float *y, const float *x, const model_weight *w, int32_t T)

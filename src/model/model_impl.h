@@ -135,7 +135,9 @@ void model_matmul(loft_model *m, float *y, const float *x, const model_weight *w
 
 /* n products of the same x: ys[i] = x ws[i]^T. x is quantized once for
  * every run of weights that take the same activation format, so q/k/v or
- * gate/up share one quantization. Results equal n model_matmul calls. */
+ * gate/up share one quantization, and such a run goes to the pool as one
+ * job (kernels_matmul_xq_many). Results equal n model_matmul calls. */
+#define MODEL_MATMULS_MAX 4
 void model_matmuls(loft_model *m, const float *x, int32_t T, int n, const model_weight *const *ws,
                    float *const *ys);
 
