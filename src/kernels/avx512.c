@@ -164,6 +164,16 @@ k5_prefetch_rows(const void *w, size_t ws, int64_t nr, size_t off, size_t len)
             _mm_prefetch((const char *)w + (size_t)i * ws + off + o, _MM_HINT_T0);
 }
 
+/* k5_prefetch_rows into L2 only: for tiles that stream more activations
+ * through L1 before the rows are used than L1 holds. */
+static inline __attribute__((always_inline)) void
+k5_prefetch_rows_l2(const void *w, size_t ws, int64_t nr, size_t off, size_t len)
+{
+    for (int64_t i = 0; i < nr; i++)
+        for (size_t o = 0; o < len; o += 64)
+            _mm_prefetch((const char *)w + (size_t)i * ws + off + o, _MM_HINT_T1);
+}
+
 /* Tokens in group g (16 tokens each) of nx. */
 #define K5_GX(nx, g) ((nx)-16 * (g) < 16 ? (nx)-16 * (g) : 16)
 
@@ -432,7 +442,7 @@ static inline __attribute__((always_inline)) void k5_gemm_s(int64_t n, const voi
         int64_t r = 0;
         for (; r + K5_SR <= nrows; r += K5_SR) {
             if (r + 2 * K5_SR <= nrows)
-                k5_prefetch_rows((const char *)w + (size_t)(r + K5_SR) * ws, ws, K5_SR, 0,
+                k5_prefetch_rows_l2((const char *)w + (size_t)(r + K5_SR) * ws, ws, K5_SR, 0,
                                  (size_t)nb * bsz);
             k5_tile_s((const char *)w + (size_t)r * ws, ws, xb, nb, yt + r, ys, tx, K5_SR, kind);
         }
@@ -827,7 +837,7 @@ static inline __attribute__((always_inline)) void k5_gemm_float(int64_t n, const
              * requests spread out instead of filling the miss buffers */
             for (int i = 0; i < rr; i++) {
                 if (r + 2 * K5_FR + i < nrows)
-                    k5_prefetch_rows((const char *)w + (size_t)(r + 2 * K5_FR + i) * ws, ws, 1,
+                    k5_prefetch_rows_l2((const char *)w + (size_t)(r + 2 * K5_FR + i) * ws, ws, 1,
                                      (size_t)k0 * esz, (size_t)kc * esz);
                 k5_row_to_f32(wt + (size_t)i * K5_FKC, (const char *)w + (size_t)(r + i) * ws, k0,
                               kc, kind);
