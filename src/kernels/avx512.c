@@ -342,7 +342,7 @@ typedef struct k5_xsblock {
     __m512 d;
 } k5_xsblock;
 
-static void k5_pack_q8s(k5_xsblock *xb, const void *x, size_t xs, int nx, int64_t nb, int32_t off)
+static void k5_pack_q8s_scalar(k5_xsblock *xb, const void *x, size_t xs, int nx, int64_t nb, int32_t off)
 {
     for (int64_t b = 0; b < nb; b++) {
         int32_t q[8][16], init[8][16];
@@ -364,6 +364,32 @@ static void k5_pack_q8s(k5_xsblock *xb, const void *x, size_t xs, int nx, int64_
             xb[b].init[c] = _mm512_loadu_si512(init[c]);
         }
         xb[b].d = _mm512_loadu_ps(d);
+    }
+}
+
+/* k5_pack_q8s with gathers: lane j of each load is token j's 4 bytes (or
+ * scale), and the 4-value sums come from vpdpbusd against ones. Token rows
+ * must lie within 2^31 bytes of the first for the 32-bit gather offsets. */
+static void k5_pack_q8s(k5_xsblock *xb, const void *x, size_t xs, int nx, int64_t nb, int32_t off)
+{
+    if (xs > (size_t)INT32_MAX / 16) {
+        k5_pack_q8s_scalar(xb, x, xs, nx, nb, off);
+        return;
+    }
+    const __mmask16 live = nx >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nx) - 1);
+    const __m512i idx = _mm512_mullo_epi32(
+        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+        _mm512_set1_epi32((int)xs));
+    const __m512i zero = _mm512_setzero_si512(), ones = _mm512_set1_epi8(1);
+    const __m512i neg_off = _mm512_set1_epi32(-off);
+    for (int64_t b = 0; b < nb; b++) {
+        const kernels_q8 *blk = (const kernels_q8 *)x + b;
+        for (int c = 0; c < 8; c++) {
+            const __m512i q = _mm512_mask_i32gather_epi32(zero, live, idx, blk->qs + 4 * c, 1);
+            xb[b].q[c] = q;
+            xb[b].init[c] = _mm512_mullo_epi32(_mm512_dpbusd_epi32(zero, ones, q), neg_off);
+        }
+        xb[b].d = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, idx, &blk->d, 1);
     }
 }
 
