@@ -393,10 +393,12 @@ static void k5_pack_q8s(k5_xsblock *xb, const void *x, size_t xs, int nx, int64_
     }
 }
 
-static inline __attribute__((always_inline)) void k5_tile_s(const void *w, size_t ws,
-                                                            const k5_xsblock *xb, int64_t nb,
-                                                            float *y, size_t ys, int nx,
-                                                            const int R, const int kind)
+/* R weight rows, already unpacked (u[r][b]: block b's 32 unsigned values
+ * as 8 4-byte groups, dw[r][b]: its scale), by the packed blocks of 16
+ * tokens xb[0..nb). */
+static inline __attribute__((always_inline)) void
+k5_tile_s(const uint32_t (*u)[K5_SMAXB][8], const float (*dw)[K5_SMAXB], const k5_xsblock *xb,
+          int64_t nb, float *y, size_t ys, int nx, const int R)
 {
     __m512 acc[K5_SR][8];
     K5_UNROLL
@@ -404,24 +406,19 @@ static inline __attribute__((always_inline)) void k5_tile_s(const void *w, size_
         K5_UNROLL
         for (int c = 0; c < 8; c++)
             acc[r][c] = _mm512_setzero_ps();
-    _Alignas(32) uint32_t u[K5_SR][8];
     for (int64_t b = 0; b < nb; b++) {
         const k5_xsblock *x = &xb[b];
         __m512 scale[K5_SR];
         K5_UNROLL
-        for (int r = 0; r < R; r++) {
-            float d, m = 0.0f;
-            const __m256i v = kx_unpack32((const char *)w + (size_t)r * ws, b, kind, &d, &m);
-            _mm256_store_si256((__m256i *)u[r], v);
-            scale[r] = _mm512_mul_ps(_mm512_set1_ps(d), x->d);
-        }
-        K5_FROM_MEMORY(u);
+        for (int r = 0; r < R; r++)
+            scale[r] = _mm512_mul_ps(_mm512_set1_ps(dw[r][b]), x->d);
         K5_UNROLL
         for (int c = 0; c < 8; c++) {
             const __m512i xq = x->q[c], init = x->init[c];
             K5_UNROLL
             for (int r = 0; r < R; r++) {
-                const __m512i p = _mm512_dpbusd_epi32(init, _mm512_set1_epi32((int)u[r][c]), xq);
+                const __m512i p =
+                    _mm512_dpbusd_epi32(init, _mm512_set1_epi32((int)u[r][b][c]), xq);
                 acc[r][c] = _mm512_fmadd_ps(scale[r], _mm512_cvtepi32_ps(p), acc[r][c]);
             }
         }
@@ -436,6 +433,45 @@ static inline __attribute__((always_inline)) void k5_tile_s(const void *w, size_
         k5_store_lanes(y + r, ys, nx, sum, 0);
     }
 }
+
+/* Rows [0, R) at w (ws apart), blocks [0, nb), into k5_tile_s's u and dw. */
+static inline __attribute__((always_inline)) void k5_unpack_rows_s(const void *w, size_t ws,
+                                                                   int64_t nb, int R,
+                                                                   uint32_t (*u)[K5_SMAXB][8],
+                                                                   float (*dw)[K5_SMAXB],
+                                                                   const int kind)
+{
+    for (int r = 0; r < R; r++)
+        for (int64_t b = 0; b < nb; b++) {
+            float m = 0.0f;
+            const __m256i v = kx_unpack32((const char *)w + (size_t)r * ws, b, kind, &dw[r][b], &m);
+            _mm256_store_si256((__m256i *)u[r][b], v);
+        }
+}
+
+/* The static tiles below are compiled apart so each keeps its own fully
+ * unrolled body with the accumulators in registers. */
+static __attribute__((noinline)) void k5_tile_s_full(const uint32_t (*u)[K5_SMAXB][8],
+                                                     const float (*dw)[K5_SMAXB],
+                                                     const k5_xsblock *xb, int64_t nb, float *y,
+                                                     size_t ys, int nx)
+{
+    k5_tile_s(u, dw, xb, nb, y, ys, nx, K5_SR);
+}
+
+static __attribute__((noinline)) void k5_tile_s_one(const uint32_t (*u)[K5_SMAXB][8],
+                                                    const float (*dw)[K5_SMAXB],
+                                                    const k5_xsblock *xb, int64_t nb, float *y,
+                                                    size_t ys, int nx)
+{
+    k5_tile_s(u, dw, xb, nb, y, ys, nx, 1);
+}
+
+/* Groups of 16 tokens a row tile's unpacked weights serve per pass: the
+ * unpacking (for Q5_0 a good part of the work) is done once for all of
+ * them. Their packed activations live on the stack: K5_SG * K5_SMAXB *
+ * 1088 bytes (278 KiB). */
+#define K5_SG 4
 
 static inline __attribute__((always_inline)) void k5_gemm_s(int64_t n, const void *w, size_t ws,
                                                             int64_t nrows, const void *x,
@@ -458,22 +494,36 @@ static inline __attribute__((always_inline)) void k5_gemm_s(int64_t n, const voi
             }
         return;
     }
-    _Alignas(64) k5_xsblock xb[K5_SMAXB];
+    _Alignas(64) k5_xsblock xb[K5_SG][K5_SMAXB];
+    _Alignas(64) uint32_t u[K5_SR][K5_SMAXB][8];
+    float dw[K5_SR][K5_SMAXB];
     const int32_t off = kind == KX_Q5_0 ? 16 : 128;
     const size_t bsz = kind == KX_Q5_0 ? sizeof(kq_block_q5_0) : sizeof(kq_block_q8_0);
-    for (int t0 = 0; t0 < nx; t0 += 16) {
-        const int tx = nx - t0 < 16 ? nx - t0 : 16;
-        k5_pack_q8s(xb, (const char *)x + (size_t)t0 * xs, xs, tx, nb, off);
+    for (int t0 = 0; t0 < nx; t0 += 16 * K5_SG) {
+        const int tx = nx - t0 < 16 * K5_SG ? nx - t0 : 16 * K5_SG;
+        const int G = (tx + 15) / 16;
+        for (int g = 0; g < G; g++)
+            k5_pack_q8s(xb[g], (const char *)x + (size_t)(t0 + 16 * g) * xs, xs, K5_GX(tx, g), nb,
+                        off);
         float *yt = y + (size_t)t0 * ys;
-        int64_t r = 0;
-        for (; r + K5_SR <= nrows; r += K5_SR) {
-            if (r + 2 * K5_SR <= nrows)
+        for (int64_t r = 0; r < nrows;) {
+            const int R = nrows - r >= K5_SR ? K5_SR : 1;
+            if (R == K5_SR && r + 2 * K5_SR <= nrows)
                 k5_prefetch_rows_l2((const char *)w + (size_t)(r + K5_SR) * ws, ws, K5_SR, 0,
-                                 (size_t)nb * bsz);
-            k5_tile_s((const char *)w + (size_t)r * ws, ws, xb, nb, yt + r, ys, tx, K5_SR, kind);
+                                    (size_t)nb * bsz);
+            k5_unpack_rows_s((const char *)w + (size_t)r * ws, ws, nb, R, u, dw, kind);
+            for (int g = 0; g < G; g++) {
+                float *yg = yt + (size_t)(16 * g) * ys + r;
+                if (R == K5_SR)
+                    k5_tile_s_full((const uint32_t (*)[K5_SMAXB][8])u,
+                                   (const float (*)[K5_SMAXB])dw, xb[g], nb, yg, ys,
+                                   K5_GX(tx, g));
+                else
+                    k5_tile_s_one((const uint32_t (*)[K5_SMAXB][8])u,
+                                  (const float (*)[K5_SMAXB])dw, xb[g], nb, yg, ys, K5_GX(tx, g));
+            }
+            r += R;
         }
-        for (; r < nrows; r++)
-            k5_tile_s((const char *)w + (size_t)r * ws, ws, xb, nb, yt + r, ys, tx, 1, kind);
     }
 }
 
