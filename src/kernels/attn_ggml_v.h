@@ -120,27 +120,38 @@ AG_512_INLINE __m512 expf_ggml_v(__m512 x)
     return e;
 }
 
-/* reduce16 of 16 vectors at once, each add the one reduce16 does, by
- * transposing as it goes: lane c of the result is reduce16(v[c]). */
-AG_512_INLINE __m512 reduce16x16_v(const __m512 v[LANES])
+/* The first steps of reduce16x16_v for 8 of its 16 vectors (its v[0..8)
+ * or v[8..16)): each vector's reduce16 up to the sums b0 + b2 and b1 + b3,
+ * spread over the lanes as reduce8_pair_v expects them. */
+AG_512_INLINE __m512 reduce8_v(const __m512 v[8])
 {
-    __m512 x[8], y[4];
-    for (int k = 0; k < 8; k++) /* a[i] = v[i] + v[8 + i]: cells 2k, 2k+1 */
+    __m512 x[4], y[2];
+    for (int k = 0; k < 4; k++) /* a[i] = v[i] + v[8 + i]: cells 2k, 2k+1 */
         x[k] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0x44),
                              _mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0xEE));
-    for (int m = 0; m < 4; m++) /* b[i] = a[i] + a[4 + i]: cell 4m + j in lane j */
+    for (int m = 0; m < 2; m++) /* b[i] = a[i] + a[4 + i]: cell 4m + j in lane j */
         y[m] = _mm512_add_ps(_mm512_shuffle_f32x4(x[2 * m], x[2 * m + 1], 0x88),
                              _mm512_shuffle_f32x4(x[2 * m], x[2 * m + 1], 0xDD));
     /* b0 + b2 and b1 + b3 */
-    const __m512 z0 =
-        _mm512_add_ps(_mm512_shuffle_ps(y[0], y[1], 0x44), _mm512_shuffle_ps(y[0], y[1], 0xEE));
-    const __m512 z1 =
-        _mm512_add_ps(_mm512_shuffle_ps(y[2], y[3], 0x44), _mm512_shuffle_ps(y[2], y[3], 0xEE));
-    /* (b0 + b2) + (b1 + b3): element e of lane j is cell 4e + j */
+    return _mm512_add_ps(_mm512_shuffle_ps(y[0], y[1], 0x44), _mm512_shuffle_ps(y[0], y[1], 0xEE));
+}
+
+/* The last step of reduce16x16_v from reduce8_v of its first and last 8
+ * vectors: (b0 + b2) + (b1 + b3), then the lanes put in cell order. */
+AG_512_INLINE __m512 reduce8_pair_v(__m512 z0, __m512 z1)
+{
+    /* element e of lane j is cell 4e + j */
     const __m512 r =
         _mm512_add_ps(_mm512_shuffle_ps(z0, z1, 0x88), _mm512_shuffle_ps(z0, z1, 0xDD));
     const __m512i idx = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
     return _mm512_permutexvar_ps(idx, r);
+}
+
+/* reduce16 of 16 vectors at once, each add the one reduce16 does, by
+ * transposing as it goes: lane c of the result is reduce16(v[c]). */
+AG_512_INLINE __m512 reduce16x16_v(const __m512 v[LANES])
+{
+    return reduce8_pair_v(reduce8_v(v), reduce8_v(v + 8));
 }
 
 /* The lane-wise reduce16 of 16 vectors: lane i of the result is the
