@@ -25,7 +25,9 @@
  * portable body and the oracle; where the avx512 kernel set is in use
  * (cpuid and LOFT_ISA, see kernels_get) an AVX-512 body performs the same
  * operations on real 16-lane registers (tests/unit/test_attn_ggml.c holds
- * it to the scalar body bit for bit).
+ * it to the scalar body bit for bit). attn_ggml_tokens.c does the same for
+ * several prompt tokens at once; attn_ggml_v.h holds the vector pieces
+ * both use.
  */
 #include <math.h>
 #include <pthread.h>
