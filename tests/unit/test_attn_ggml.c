@@ -28,8 +28,8 @@ typedef struct shape {
     int32_t hd, hdv;
 } shape;
 
-static const shape shapes[] = {{64, 64},   {80, 80}, {96, 96},  {128, 128},
-                               {256, 256}, {72, 40}, {64, 200}, {8, 24}};
+static const shape shapes[] = {{64, 64},   {80, 80}, {96, 96},  {128, 128}, {256, 256},
+                               {72, 40},   {48, 40}, {64, 200}, {8, 24}};
 static const int32_t cell_counts[] = {1, 15, 16, 17, 100, 600};
 
 static float frand(loft_rng *r, float mag)
