@@ -7,10 +7,12 @@
  * conversions are shared. In ggml's prompt order (GGML_BATCH, head_dim a
  * multiple of 16) the AVX-512 body
  *  - converts each block of 16 key rows to floats once for all tokens and
- *    heads and multiplies it by query rows in register tiles of 4 rows x 4
- *    keys (8 loads per 16 multiply-adds, where one row at a time needs 5
- *    per 4),
- *  - scales the scores and takes the row maxima 16 cells at a time,
+ *    heads and multiplies it by query rows in register tiles of 2 rows x 8
+ *    keys (10 loads per 16 multiply-adds, where one row at a time needs 5
+ *    per 4), folding each row's 8 sums in registers (reduce8_v) so that
+ *    no accumulator goes through memory,
+ *  - scales the scores, masks them to each token's cells and takes the
+ *    row maxima 16 cells at a time,
  *  - converts each value row once per pass of up to 6 query rows, whose
  *    sums stay in registers.
  * Other modes and shapes, and CPUs without the avx512 set, run the one-token
@@ -163,7 +165,8 @@ AG_512_INLINE void pv_rows_v(const int R, float *const *orow, const float *const
 
 /* The several-token body (BATCH, hd % 16 == 0, hd <= MAX_HD): rows
  * r = t * ng + h; row r's scores at scores + r * n_pad by absolute cell
- * index. */
+ * index. The rounded queries and one block of keys live on the stack
+ * (about 150 KiB with the P.V sums; pool threads have the default stack). */
 AG_512_TARGET static void attn_tokens_avx512(float *out, size_t out_stride, const float *q,
                                              size_t q_stride, int nt, int ng, const uint16_t *K,
                                              size_t k_stride, const uint16_t *V, size_t v_stride,
