@@ -60,6 +60,7 @@ $(BUILD)/obj/src/kernels/avx2_packed.o: ISA_FLAGS := -mavx2 -mfma -mf16c
 $(BUILD)/obj/src/kernels/avx512.o: ISA_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16 -mavx2 -mfma -mf16c
 $(BUILD)/obj/src/kernels/avx512_packed.o: ISA_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c
 $(BUILD)/obj/src/kernels/attn_ggml.o: ISA_FLAGS := -O3
+$(BUILD)/obj/src/kernels/attn_ggml_tokens.o: ISA_FLAGS := -O3
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -1,6 +1,7 @@
 /*
- * attn_ggml.h - the implementations behind kernels_attn_group_ggml, one by
- * one, so tests can hold the SIMD bodies to the scalar one bit for bit.
+ * attn_ggml.h - the implementations behind kernels_attn_group_ggml and
+ * kernels_attn_tokens_ggml, one by one, so tests can hold the SIMD bodies
+ * to the scalar one bit for bit.
  */
 #ifndef LOFT_KERNELS_ATTN_GGML_H
 #define LOFT_KERNELS_ATTN_GGML_H
@@ -17,5 +18,15 @@
 bool kernels_attn_group_ggml_isa(const char *isa, float *out, const float *q, int ng, const void *K,
                                  size_t k_stride, const void *V, size_t v_stride, int32_t first,
                                  int32_t last, const kernels_attn *as, float *scores);
+
+/* kernels_attn_tokens_ggml (same arguments and results) computed by the
+ * body for `isa` as above: "avx512" runs the several-token body where it
+ * takes the shape, the others (and avx512 on other shapes) the one-token
+ * body of that name token by token. Returns false, touching nothing, when
+ * that body is not available. */
+bool kernels_attn_tokens_ggml_isa(const char *isa, float *out, size_t out_stride, const float *q,
+                                  size_t q_stride, int nt, int ng, const void *K, size_t k_stride,
+                                  const void *V, size_t v_stride, const int32_t *first,
+                                  const int32_t *last, const kernels_attn *as, float *scores);
 
 #endif

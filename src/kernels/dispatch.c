@@ -413,36 +413,57 @@ static void kd_attn_part(void *arg, int ith, int nth)
     const kernels_attn *as = jb->as;
     const int32_t group = as->n_head / as->n_head_kv;
     const int32_t per_kv = (group + KERNELS_MAX_NX - 1) / KERNELS_MAX_NX;
-    const int64_t n_items = (int64_t)jb->T * as->n_head_kv * per_kv;
+    const bool ggml = as->f16_products != KERNELS_ATTN_OWN && jb->kv_type == LOFT_TYPE_F16 &&
+                      as->head_dim <= KERNELS_ATTN_GGML_MAX_HD;
+    /* an item is a run of consecutive tokens (several on the ggml path,
+     * which shares each key and value row among them) and a group of up to
+     * KERNELS_MAX_NX heads of one kv head; items go round-robin, so every
+     * thread gets runs from the whole causal triangle */
+    const int32_t run = ggml ? KERNELS_ATTN_GGML_MAX_TOKENS : 1;
+    const int64_t per_run = (int64_t)as->n_head_kv * per_kv;
+    const int64_t n_items = ((int64_t)jb->T + run - 1) / run * per_run;
     const size_t k_stride = (size_t)as->n_head_kv * (size_t)as->head_dim;
     const size_t v_stride = (size_t)as->n_head_kv * (size_t)as->head_dim_v;
+    const size_t qw = (size_t)as->n_head * (size_t)as->head_dim;
+    const size_t ow = (size_t)as->n_head * (size_t)as->head_dim_v;
     float *scores = jb->scores + (size_t)ith * jb->scores_per_thread;
     const size_t esz = jb->kv_type == LOFT_TYPE_F16 ? 2 : 4;
     for (int64_t it = ith; it < n_items; it += nth) {
-        const int32_t t = (int32_t)(it / ((int64_t)as->n_head_kv * per_kv));
-        const int32_t rest = (int32_t)(it % ((int64_t)as->n_head_kv * per_kv));
+        const int32_t t0 = (int32_t)(it / per_run) * run;
+        const int32_t rest = (int32_t)(it % per_run);
         const int32_t hk = rest / per_kv, part = rest % per_kv;
         const int32_t h0 = hk * group + part * KERNELS_MAX_NX;
         const int32_t left = (hk + 1) * group - h0;
         const int ng = left < KERNELS_MAX_NX ? (int)left : KERNELS_MAX_NX;
-        const int32_t pos = jb->pos0 + t;
-        int32_t first = 0;
-        if (as->window > 0 && pos - as->window + 1 > 0) first = pos - as->window + 1;
-        const size_t qw = (size_t)as->n_head * (size_t)as->head_dim;
-        const size_t ow = (size_t)as->n_head * (size_t)as->head_dim_v;
-        const bool ggml = as->f16_products != KERNELS_ATTN_OWN && jb->kv_type == LOFT_TYPE_F16 &&
-                          as->head_dim <= KERNELS_ATTN_GGML_MAX_HD;
-        (ggml ? kernels_attn_group_ggml : jb->kt->attn_group)(jb->out + (size_t)t * ow + (size_t)h0 * (size_t)as->head_dim_v,
-                           jb->q + (size_t)t * qw + (size_t)h0 * (size_t)as->head_dim, ng,
-                           (const char *)jb->K + (size_t)hk * (size_t)as->head_dim * esz, k_stride,
-                           (const char *)jb->V + (size_t)hk * (size_t)as->head_dim_v * esz, v_stride,
-                           jb->kv_type, first, pos, as, scores);
+        const int nt = jb->T - t0 < run ? (int)(jb->T - t0) : (int)run;
+        int32_t first[KERNELS_ATTN_GGML_MAX_TOKENS], last[KERNELS_ATTN_GGML_MAX_TOKENS];
+        for (int i = 0; i < nt; i++) {
+            last[i] = jb->pos0 + t0 + i;
+            first[i] = 0;
+            if (as->window > 0 && last[i] - as->window + 1 > 0) first[i] = last[i] - as->window + 1;
+        }
+        float *o = jb->out + (size_t)t0 * ow + (size_t)h0 * (size_t)as->head_dim_v;
+        const float *qt = jb->q + (size_t)t0 * qw + (size_t)h0 * (size_t)as->head_dim;
+        const char *Kh = (const char *)jb->K + (size_t)hk * (size_t)as->head_dim * esz;
+        const char *Vh = (const char *)jb->V + (size_t)hk * (size_t)as->head_dim_v * esz;
+        if (ggml)
+            kernels_attn_tokens_ggml(o, ow, qt, qw, nt, ng, Kh, k_stride, Vh, v_stride, first, last,
+                                     as, scores);
+        else
+            jb->kt->attn_group(o, qt, ng, Kh, k_stride, Vh, v_stride, jb->kv_type, first[0],
+                               last[0], as, scores);
     }
 }
 
 size_t kernels_attention_scratch(const threadpool *pool, int32_t n_pos)
 {
-    return (size_t)threadpool_size(pool) * KERNELS_MAX_NX * (size_t)(n_pos > 0 ? n_pos : 1);
+    /* enough for either kind of item: ng * n_pos floats (one token) or
+     * kernels_attn_tokens_scratch (a run of tokens) */
+    const size_t per_thread =
+        kernels_attn_tokens_scratch(KERNELS_ATTN_GGML_MAX_TOKENS, KERNELS_MAX_NX, n_pos > 0 ? n_pos : 1);
+    const size_t n_threads = (size_t)threadpool_size(pool);
+    if (per_thread > SIZE_MAX / n_threads) return SIZE_MAX;
+    return n_threads * per_thread;
 }
 
 void kernels_attention(const loft_kernels *kt, threadpool *pool, float *out, const float *q,
@@ -450,7 +471,8 @@ void kernels_attention(const loft_kernels *kt, threadpool *pool, float *out, con
                        const kernels_attn *as, float *scores)
 {
     kd_attn_job jb = {kt, out, q, K, V, kv_type, T, pos0, as, scores,
-                      KERNELS_MAX_NX * (size_t)(pos0 + T)};
+                      kernels_attn_tokens_scratch(KERNELS_ATTN_GGML_MAX_TOKENS, KERNELS_MAX_NX,
+                                                  pos0 + T)};
     if (threadpool_size(pool) == 1 || (int64_t)T * (pos0 + T) * as->n_head * as->head_dim < 8192)
         kd_attn_part(&jb, 0, 1);
     else

@@ -117,6 +117,7 @@ enum {
 };
 
 #define KERNELS_ATTN_GGML_MAX_HD 1024
+#define KERNELS_ATTN_GGML_MAX_TOKENS 4 /* query tokens per kernels_attn_tokens_ggml call */
 
 /* e^x exactly as ggml's AVX-512 vector expf computes it (a polynomial
  * within about 1.5 ulp of e^x; 0 below about -88, infinity above 88). */
@@ -139,6 +140,24 @@ void kernels_silu_mul_ggml(float *out, const float *gate, const float *up, int64
 void kernels_attn_group_ggml(float *out, const float *q, int ng, const void *K, size_t k_stride,
                              const void *V, size_t v_stride, uint32_t kv_type, int32_t first,
                              int32_t last, const kernels_attn *as, float *scores);
+
+/* kernels_attn_group_ggml for nt (1..KERNELS_ATTN_GGML_MAX_TOKENS) query
+ * tokens of one kv-head group at once (the prompt's case; faster where
+ * the avx512 set is in use): token t's ng query rows at q + t * q_stride
+ * (head_dim apart), its outputs at out + t * out_stride (head_dim_v apart),
+ * and it sees cells first[t]..last[t] (first[t] <= last[t]) of the F16
+ * cache K, V. The outputs are bit-identical to nt calls of
+ * kernels_attn_group_ggml, one per token. scores: scratch of
+ * kernels_attn_tokens_scratch(nt, ng, max of last[t] + 1) floats. */
+void kernels_attn_tokens_ggml(float *out, size_t out_stride, const float *q, size_t q_stride,
+                              int nt, int ng, const void *K, size_t k_stride, const void *V,
+                              size_t v_stride, const int32_t *first, const int32_t *last,
+                              const kernels_attn *as, float *scores);
+
+/* Floats of scores kernels_attn_tokens_ggml needs for nt tokens of ng
+ * heads over cells below n_cells (0 for empty shapes, SIZE_MAX when the
+ * count does not fit a size_t). */
+size_t kernels_attn_tokens_scratch(int nt, int ng, int32_t n_cells);
 
 /* Attention of ng (1..KERNELS_MAX_NX) query heads that share one kv head,
  * for one token over positions first..last:
@@ -302,14 +321,17 @@ loft_code kernels_matmul(const loft_kernels *kt, threadpool *pool, float *y, con
  *   K: (n_pos, n_head_kv * head_dim), V: (n_pos, n_head_kv * head_dim_v)
  *   of kv_type (LOFT_TYPE_F32 or LOFT_TYPE_F16), n_pos >= pos0 + T (rows
  *   past a token's position are not read).
- * Work items (token, group of up to KERNELS_MAX_NX heads of one kv head)
- * are dealt round-robin to the pool's threads. scores: scratch of
- * kernels_attention_scratch(pool, pos0 + T) floats. */
+ * Work items (a token - on the ggml path a run of up to
+ * KERNELS_ATTN_GGML_MAX_TOKENS consecutive tokens - and a group of up to
+ * KERNELS_MAX_NX heads of one kv head) are dealt round-robin to the pool's
+ * threads; the results do not depend on the thread count. scores: scratch
+ * of kernels_attention_scratch(pool, pos0 + T) floats. */
 void kernels_attention(const loft_kernels *kt, threadpool *pool, float *out, const float *q,
                        int32_t T, int32_t pos0, const void *K, const void *V, uint32_t kv_type,
                        const kernels_attn *as, float *scores);
 
-/* Floats of scratch kernels_attention needs for n_pos positions. */
+/* Floats of scratch kernels_attention needs for n_pos positions (SIZE_MAX
+ * when that count does not fit a size_t). */
 size_t kernels_attention_scratch(const threadpool *pool, int32_t n_pos);
 
 enum { KERNELS_SWIGLU, KERNELS_GEGLU, KERNELS_GEGLU_F16 };
