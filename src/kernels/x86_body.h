@@ -804,6 +804,8 @@ void KX_FILL(loft_kernels *kt)
     kt->swiglu = kx_swiglu;
     kt->geglu = kx_geglu;
     kt->geglu_f16 = kx_geglu_f16;
+    kt->f32_to_f16 = kx_f32_to_f16;
+    kt->rope = kx_rope;
 #if KX_EXTRA_FILL
     kx_extra_fill(kt);
 #endif
