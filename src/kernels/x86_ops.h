@@ -1,8 +1,7 @@
 /*
- * x86_ops.h - attention, gated activations, the F16 row conversion and rope
- * for the x86 kernel sets: the second half of x86_body.h (included from
- * there, after the dot products it uses; same KX_* settings, everything
- * static).
+ * x86_ops.h - attention and gated activations for the x86 kernel sets: the
+ * second half of x86_body.h (included from there, after the dot products
+ * it uses; same KX_* settings, everything static).
  */
 /* ---- attention ------------------------------------------------------------ */
 
@@ -187,86 +186,4 @@ static void kx_geglu_f16(float *out, const float *gate, const float *up, int64_t
                  : g >= 10.0f ? g * up[i]
                               : _cvtsh_ss(tab[_cvtss_sh(g, _MM_FROUND_TO_NEAREST_INT)]) * up[i];
     }
-}
-
-
-/* ---- per-token steps of a forward pass ------------------------------------ */
-
-/* loft_kernels.f32_to_f16: F16C's conversion (nearest even, overflow to
- * infinity, exact subnormals: loft_f32_to_f16's bits) 8 lanes at a time; a
- * group with a NaN lane is redone by loft_f32_to_f16, since F16C quiets a
- * signalling NaN that loft keeps as it is. */
-static void kx_f32_to_f16(uint16_t *dst, const float *x, int64_t n)
-{
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256 v = _mm256_loadu_ps(x + i);
-        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
-        if (_mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)))
-            for (int k = 0; k < 8; k++) dst[i + k] = loft_f32_to_f16(x[i + k]);
-    }
-    for (; i < n; i++) dst[i] = loft_f32_to_f16(x[i]);
-}
-
-/* One rotated pair, scalar (fmaf is one instruction under -mfma). */
-KX_INLINE void kx_rope_pair(float *xa, float *xb, float c, float s)
-{
-    const float x0 = *xa, x1 = *xb;
-    *xa = fmaf(x0, c, -(x1 * s));
-    *xb = fmaf(x0, s, x1 * c);
-}
-
-/* loft_kernels.rope, 4 pairs per vector. Adjacent pairs: lanes (2i, 2i+1)
- * are (a, b) = (x0, x1); the rounded product x1 * (s, c) is negated in the
- * even lanes (a sign flip, exact) and the fused product x0 * (c, s) added,
- * which is the scalar sequence lane for lane. Halves: 8 pairs per step,
- * the cosines and sines deinterleaved from cs once for all heads. */
-static void kx_rope(float *x, int32_t n_heads, int32_t head_dim, int32_t n_rot, int neox,
-                    const float *cs)
-{
-    const size_t hd = (size_t)head_dim;
-    const __m256 neg = _mm256_set1_ps(-0.0f);
-    int32_t i = 0;
-    if (!neox) {
-        const __m256 neg_even = _mm256_setr_ps(-0.0f, 0.0f, -0.0f, 0.0f, -0.0f, 0.0f, -0.0f, 0.0f);
-        for (; i + 8 <= n_rot; i += 8) {
-            const __m256 cv = _mm256_loadu_ps(cs + i);
-            const __m256 sc = _mm256_permute_ps(cv, 0xB1); /* (s, c) per pair */
-            for (int32_t h = 0; h < n_heads; h++) {
-                float *p = x + (size_t)h * hd + (size_t)i;
-                const __m256 v = _mm256_loadu_ps(p);
-                const __m256 t = _mm256_xor_ps(_mm256_mul_ps(_mm256_movehdup_ps(v), sc), neg_even);
-                _mm256_storeu_ps(p, _mm256_fmadd_ps(_mm256_moveldup_ps(v), cv, t));
-            }
-        }
-        for (int32_t h = 0; h < n_heads; h++)
-            for (int32_t k = i; k < n_rot; k += 2) {
-                float *p = x + (size_t)h * hd + (size_t)k;
-                kx_rope_pair(p, p + 1, cs[k], cs[k + 1]);
-            }
-        return;
-    }
-    const int32_t half = n_rot / 2;
-    for (; i + 8 <= half; i += 8) {
-        const __m256 lo = _mm256_loadu_ps(cs + 2 * i), hi = _mm256_loadu_ps(cs + 2 * i + 8);
-        /* shuffle gives pairs (0 1 4 5 | 2 3 6 7); the 64-bit permute
-         * puts them in order */
-        const __m256 c = _mm256_castpd_ps(
-            _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0x88)), 0xD8));
-        const __m256 s = _mm256_castpd_ps(
-            _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0xDD)), 0xD8));
-        for (int32_t h = 0; h < n_heads; h++) {
-            float *pa = x + (size_t)h * hd + (size_t)i, *pb = pa + half;
-            const __m256 a = _mm256_loadu_ps(pa), b = _mm256_loadu_ps(pb);
-            const __m256 nb = _mm256_xor_ps(_mm256_mul_ps(b, s), neg);
-            const __m256 bc = _mm256_mul_ps(b, c);
-            _mm256_storeu_ps(pa, _mm256_fmadd_ps(a, c, nb));
-            _mm256_storeu_ps(pb, _mm256_fmadd_ps(a, s, bc));
-        }
-    }
-    for (int32_t h = 0; h < n_heads; h++)
-        for (int32_t k = i; k < half; k++) {
-            float *pa = x + (size_t)h * hd + (size_t)k;
-            kx_rope_pair(pa, pa + half, cs[2 * k], cs[2 * k + 1]);
-        }
 }

@@ -8,6 +8,8 @@
  *    payloads that vanish in F16), infinities, zeros, f32 subnormals and
  *    values that overflow to infinity, with the output poisoned first and
  *    the words past the row checked untouched;
+ *  - quantize_q8 of every set against ref on every block count up to 19,
+ *    scales whose F16 rounding is subnormal or infinite;
  *  - rope of every set against ref and against layers.c's rope_apply, both
  *    pair styles, n_rot below head_dim, odd head counts, rotations at
  *    several positions;
@@ -160,6 +162,55 @@ static void test_f16_rows(void)
     free(x);
 }
 
+/* ---- activation quantization ------------------------------------------------ */
+
+/* quantize_q8 of every set against ref on rows of 1 to 19 blocks (the x86
+ * sets take eight blocks at a time), blocks scaled from 1e-9 to 1e9 so the
+ * F16 scale is subnormal in some and overflows to infinity in others, an
+ * all-zero block, and blocks whose values sit on rounding ties. */
+static void test_quantize_q8_rows(void)
+{
+    enum { MAXB = 19 };
+    loft_rng r;
+    loft_rng_seed(&r, 17);
+    float *x = malloc(MAXB * 32 * sizeof *x);
+    kernels_q8 *want = malloc((MAXB + 1) * sizeof *want), *got = malloc((MAXB + 1) * sizeof *got);
+    CHECK(x && want && got);
+    for (int rep = 0; rep < 4; rep++)
+        for (int nb = 1; nb <= MAXB; nb++) {
+            for (int b = 0; b < nb; b++) {
+                const double scale = pow(10.0, loft_rng_uniform(&r) * 18.0 - 9.0);
+                const int kind = (int)loft_rng_below(&r, 8);
+                for (int j = 0; j < 32; j++) {
+                    float v = (float)((loft_rng_uniform(&r) * 2.0 - 1.0) * scale);
+                    if (kind == 0) v = 0.0f;
+                    if (kind == 1) /* multiples of amax / 254: products on .5 ties */
+                        v = (float)((double)((int)loft_rng_below(&r, 255) - 127) / 254.0 * scale);
+                    x[b * 32 + j] = v;
+                }
+                if (kind == 1) x[b * 32] = (float)scale;
+            }
+            kernels_get_isa("ref")->quantize_q8(x, want, (int64_t)nb * 32);
+            for (int s = 1; s < N_SETS; s++) {
+                const loft_kernels *kt = kernels_get_isa(all_sets[s]);
+                if (!kt) continue;
+                memset(got, 0xff, (MAXB + 1) * sizeof *got); /* NaN scales */
+                kt->quantize_q8(x, got, (int64_t)nb * 32);
+                for (int b = 0; b < nb; b++)
+                    CHECKF(memcmp(&got[b], &want[b], sizeof *got) == 0,
+                           "%s quantize_q8 %d blocks: block %d d %.9g s %.9g sum %d, ref %.9g %.9g %d",
+                           kt->name, nb, b, got[b].d, got[b].s, (int)got[b].sum, want[b].d,
+                           want[b].s, (int)want[b].sum);
+                const unsigned char *past = (const unsigned char *)&got[nb];
+                for (size_t k = 0; k < sizeof *got; k++)
+                    CHECKF(past[k] == 0xff, "%s quantize_q8 wrote past %d blocks", kt->name, nb);
+            }
+        }
+    free(x);
+    free(want);
+    free(got);
+}
+
 /* ---- rope ------------------------------------------------------------------ */
 
 /* Every set against ref and ref against rope_apply, on (n_heads, head_dim)
@@ -276,6 +327,7 @@ int main(int argc, char **argv)
         {"f16_sweep", test_f16_sweep},
         {"f16_boundaries", test_f16_boundaries},
         {"f16_rows", test_f16_rows},
+        {"quantize_q8_rows", test_quantize_q8_rows},
         {"rope", test_rope},
         {"rmsnorm_rows", test_rmsnorm_rows},
     };
