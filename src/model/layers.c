@@ -52,16 +52,25 @@ void add_bias(float *x, const float *b, int64_t T, int64_t n)
  * one chain alone waits on every add's latency; eight keep the adder busy. */
 #define RMSNORM_ROWS 8
 
-/* o = xr * (1 / sqrt(sum / n + eps)) (* w), sum the row's sum of squares. */
+/* o = xr * (1 / sqrt(sum / n + eps)) (* w), sum the row's sum of squares.
+ * o may be xr. Four values are read before any is written, so the
+ * compiler may do them as vector products (same roundings) without
+ * proving that o and xr do not overlap. */
 static void rmsnorm_scale_row(float *o, const float *xr, const float *w, int64_t n, double sum,
                               float eps)
 {
     const float mean = (float)(sum / (double)n);
     const float s = 1.0f / sqrtf(mean + eps);
-    if (w)
-        for (int64_t i = 0; i < n; i++) o[i] = (xr[i] * s) * w[i];
-    else
-        for (int64_t i = 0; i < n; i++) o[i] = xr[i] * s;
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float v[4], g[4] = {1.0f, 1.0f, 1.0f, 1.0f};
+        memcpy(v, xr + i, sizeof v);
+        if (w) memcpy(g, w + i, sizeof g);
+        _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) v[k] *= s;
+        if (w) _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) v[k] *= g[k];
+        memcpy(o + i, v, sizeof v);
+    }
+    for (; i < n; i++) o[i] = w ? (xr[i] * s) * w[i] : xr[i] * s;
 }
 
 void rmsnorm_forward(float *out, const float *x, const float *w, int64_t T, int64_t n, float eps)
