@@ -50,7 +50,8 @@ static bool f16_row_matches(const loft_kernels *kt, const float *x, int64_t n, c
     const uint16_t poison = 0x7e55; /* a NaN no input here converts to */
     uint16_t *y = malloc((size_t)(n + GUARD) * sizeof *y);
     if (!y) return false;
-    for (int64_t i = 0; i < n + GUARD; i++) y[i] = poison;
+    for (int64_t i = 0; i < n + GUARD; i++)
+        y[i] = poison;
     kt->f32_to_f16(y, x, n);
     bool ok = true;
     for (int64_t i = 0; i < n && ok; i++) {
@@ -80,7 +81,8 @@ static void test_f16_sweep(void)
     const int64_t step = 4099, n = (int64_t)(((uint64_t)1 << 32) / (uint64_t)step) + 1;
     float *x = malloc((size_t)n * sizeof *x);
     CHECK(x);
-    for (int64_t i = 0; i < n; i++) x[i] = bits_f32((uint32_t)((uint64_t)i * (uint64_t)step));
+    for (int64_t i = 0; i < n; i++)
+        x[i] = bits_f32((uint32_t)((uint64_t)i * (uint64_t)step));
     for (int s = 0; s < N_SETS; s++) {
         const loft_kernels *kt = kernels_get_isa(all_sets[s]);
         if (!kt) continue;
@@ -108,7 +110,8 @@ static void test_f16_boundaries(void)
             x[k++] = bits_f32((u + (uint32_t)d) | 0x80000000u);
         }
     }
-    for (int d = -32; d < 32; d++) x[k++] = bits_f32(0x477ff000u + (uint32_t)(d * 64));
+    for (int d = -32; d < 32; d++)
+        x[k++] = bits_f32(0x477ff000u + (uint32_t)(d * 64));
     CHECK(k == n);
     for (int s = 0; s < N_SETS; s++) {
         const loft_kernels *kt = kernels_get_isa(all_sets[s]);
@@ -137,7 +140,8 @@ static void test_f16_rows(void)
         0x7f7fffffu, 0x3f801000u, /* FLT_MAX, 1 + 2^-11 (a tie, to even) */
         0x3f803000u, 0x3f802fffu, /* a tie that rounds up, just under one */
     };
-    static const int64_t lens[] = {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 191, 576, 577};
+    static const int64_t lens[] = {1,  2,  3,  4,  5,  7,  8,   9,   15, 16,
+                                   17, 31, 33, 63, 64, 65, 191, 576, 577};
     loft_rng r;
     loft_rng_seed(&r, 7);
     float *x = malloc(577 * sizeof *x);
@@ -148,7 +152,8 @@ static void test_f16_rows(void)
             for (int64_t i = 0; i < n; i++) {
                 const double u = loft_rng_uniform(&r);
                 if (u < 0.1)
-                    x[i] = bits_f32(specials[loft_rng_below(&r, sizeof specials / sizeof specials[0])]);
+                    x[i] = bits_f32(
+                        specials[loft_rng_below(&r, sizeof specials / sizeof specials[0])]);
                 else /* magnitudes from 2^-30 to 2^20 */
                     x[i] = (float)((loft_rng_uniform(&r) * 2.0 - 1.0) *
                                    pow(2.0, loft_rng_uniform(&r) * 50.0 - 30.0));
@@ -197,10 +202,11 @@ static void test_quantize_q8_rows(void)
                 memset(got, 0xff, (MAXB + 1) * sizeof *got); /* NaN scales */
                 kt->quantize_q8(x, got, (int64_t)nb * 32);
                 for (int b = 0; b < nb; b++)
-                    CHECKF(memcmp(&got[b], &want[b], sizeof *got) == 0,
-                           "%s quantize_q8 %d blocks: block %d d %.9g s %.9g sum %d, ref %.9g %.9g %d",
-                           kt->name, nb, b, got[b].d, got[b].s, (int)got[b].sum, want[b].d,
-                           want[b].s, (int)want[b].sum);
+                    CHECKF(
+                        memcmp(&got[b], &want[b], sizeof *got) == 0,
+                        "%s quantize_q8 %d blocks: block %d d %.9g s %.9g sum %d, ref %.9g %.9g %d",
+                        kt->name, nb, b, got[b].d, got[b].s, (int)got[b].sum, want[b].d, want[b].s,
+                        (int)want[b].sum);
                 const unsigned char *past = (const unsigned char *)&got[nb];
                 for (size_t k = 0; k < sizeof *got; k++)
                     CHECKF(past[k] == 0xff, "%s quantize_q8 wrote past %d blocks", kt->name, nb);
@@ -219,8 +225,8 @@ static void test_rope(void)
 {
     static const int32_t shapes[][3] = {
         /* n_heads, head_dim, n_rot */
-        {1, 2, 2},   {3, 6, 4},   {1, 16, 16}, {5, 64, 64},   {9, 64, 64},  {3, 128, 128},
-        {7, 80, 48}, {3, 34, 34}, {2, 40, 24}, {3, 96, 72},   {1, 66, 66},  {15, 64, 32},
+        {1, 2, 2},   {3, 6, 4},     {1, 16, 16}, {5, 64, 64}, {9, 64, 64}, {3, 128, 128},
+        {7, 80, 48}, {3, 34, 34},   {2, 40, 24}, {3, 96, 72}, {1, 66, 66}, {15, 64, 32},
         {2, 18, 18}, {3, 256, 256}, {1, 32, 30}, {5, 48, 40},
     };
     static const int32_t positions[] = {0, 1, 17, 4095};
@@ -229,10 +235,12 @@ static void test_rope(void)
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         const int32_t nh = shapes[si][0], hd = shapes[si][1], n_rot = shapes[si][2];
         const size_t n = (size_t)nh * (size_t)hd;
-        float *x = malloc(n * sizeof *x), *want = malloc(n * sizeof *x), *lay = malloc(n * sizeof *x),
-              *got = malloc(n * sizeof *x), *cs = malloc((size_t)n_rot * sizeof *cs);
+        float *x = malloc(n * sizeof *x), *want = malloc(n * sizeof *x),
+              *lay = malloc(n * sizeof *x), *got = malloc(n * sizeof *x),
+              *cs = malloc((size_t)n_rot * sizeof *cs);
         CHECK(x && want && lay && got && cs);
-        for (size_t i = 0; i < n; i++) x[i] = (float)(loft_rng_uniform(&r) * 8.0 - 4.0);
+        for (size_t i = 0; i < n; i++)
+            x[i] = (float)(loft_rng_uniform(&r) * 8.0 - 4.0);
         for (int neox = 0; neox < 2; neox++)
             for (size_t pi = 0; pi < sizeof positions / sizeof positions[0]; pi++) {
                 const rope_params rp = {n_rot, neox != 0, 10000.0f, 1.0f, NULL};
@@ -242,7 +250,8 @@ static void test_rope(void)
                 memcpy(lay, x, n * sizeof *x);
                 rope_apply(lay, nh, hd, cs, &rp);
                 CHECKF(memcmp(want, lay, n * sizeof *x) == 0,
-                       "ref rope differs from rope_apply (%d, %d, %d) neox %d", nh, hd, n_rot, neox);
+                       "ref rope differs from rope_apply (%d, %d, %d) neox %d", nh, hd, n_rot,
+                       neox);
                 for (int32_t h = 0; h < nh; h++)
                     for (int32_t d = n_rot; d < hd; d++) {
                         const size_t o = (size_t)h * (size_t)hd + (size_t)d;
@@ -273,10 +282,12 @@ static void test_rope(void)
 static void rmsnorm_plain(float *o, const float *x, const float *w, int64_t n, float eps)
 {
     double sum = 0.0;
-    for (int64_t i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
+    for (int64_t i = 0; i < n; i++)
+        sum += (double)(x[i] * x[i]);
     const float mean = (float)(sum / (double)n);
     const float s = 1.0f / sqrtf(mean + eps);
-    for (int64_t i = 0; i < n; i++) o[i] = w ? (x[i] * s) * w[i] : x[i] * s;
+    for (int64_t i = 0; i < n; i++)
+        o[i] = w ? (x[i] * s) * w[i] : x[i] * s;
 }
 
 static void test_rmsnorm_rows(void)
@@ -296,16 +307,19 @@ static void test_rmsnorm_rows(void)
             for (size_t i = 0; i < tot; i++)
                 x[i] = (float)((loft_rng_uniform(&r) * 2.0 - 1.0) *
                                pow(10.0, loft_rng_uniform(&r) * 6.0 - 3.0));
-            for (int64_t i = 0; i < n; i++) w[i] = (float)(loft_rng_uniform(&r) * 2.0);
+            for (int64_t i = 0; i < n; i++)
+                w[i] = (float)(loft_rng_uniform(&r) * 2.0);
             for (int gain = 0; gain < 2; gain++) {
                 const float *g = gain ? w : NULL;
-                for (int64_t t = 0; t < T; t++) rmsnorm_plain(want + t * n, x + t * n, g, n, 1e-6f);
-                for (size_t i = 0; i < tot; i++) one[i] = got[i] = NAN;
+                for (int64_t t = 0; t < T; t++)
+                    rmsnorm_plain(want + t * n, x + t * n, g, n, 1e-6f);
+                for (size_t i = 0; i < tot; i++)
+                    one[i] = got[i] = NAN;
                 for (int64_t t = 0; t < T; t++)
                     rmsnorm_forward(one + t * n, x + t * n, g, 1, n, 1e-6f);
                 rmsnorm_forward(got, x, g, T, n, 1e-6f);
-                CHECKF(memcmp(one, want, tot * sizeof *x) == 0, "one row a call differs T=%lld n=%lld",
-                       (long long)T, (long long)n);
+                CHECKF(memcmp(one, want, tot * sizeof *x) == 0,
+                       "one row a call differs T=%lld n=%lld", (long long)T, (long long)n);
                 CHECKF(memcmp(got, want, tot * sizeof *x) == 0, "T=%lld n=%lld gain %d differs",
                        (long long)T, (long long)n, gain);
                 memcpy(got, x, tot * sizeof *x); /* in place */
@@ -324,12 +338,9 @@ static void test_rmsnorm_rows(void)
 int main(int argc, char **argv)
 {
     static const test_case cases[] = {
-        {"f16_sweep", test_f16_sweep},
-        {"f16_boundaries", test_f16_boundaries},
-        {"f16_rows", test_f16_rows},
-        {"quantize_q8_rows", test_quantize_q8_rows},
-        {"rope", test_rope},
-        {"rmsnorm_rows", test_rmsnorm_rows},
+        {"f16_sweep", test_f16_sweep}, {"f16_boundaries", test_f16_boundaries},
+        {"f16_rows", test_f16_rows},   {"quantize_q8_rows", test_quantize_q8_rows},
+        {"rope", test_rope},           {"rmsnorm_rows", test_rmsnorm_rows},
     };
     return test_main(argc, argv, cases, TEST_COUNT(cases));
 }
