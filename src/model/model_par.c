@@ -71,6 +71,7 @@ typedef struct rope_job {
     const rope_params *rp;
     int32_t pos0;
     float q_scale;
+    bool fill; /* compute the rotations into s->rope (else they are there) */
 } rope_job;
 
 static void rope_rows(void *arg, int64_t t0, int64_t t1)
@@ -83,7 +84,7 @@ static void rope_rows(void *arg, int64_t t0, int64_t t1)
     for (int64_t t = t0; t < t1; t++) {
         float *cs = jb->s->rope + (size_t)t * (size_t)hp->n_rot;
         float *q = jb->s->q + (size_t)t * qd;
-        rope_cache(cs, jb->pos0 + (int32_t)t, jb->rp);
+        if (jb->fill) rope_cache(cs, jb->pos0 + (int32_t)t, jb->rp);
         /* rope_apply's bits, vectorized */
         kt->rope(q, hp->n_head, hp->head_dim, jb->rp->n_rot, jb->rp->neox, cs);
         kt->rope(jb->s->k + (size_t)t * kd, hp->n_head_kv, hp->head_dim, jb->rp->n_rot,
@@ -93,11 +94,27 @@ static void rope_rows(void *arg, int64_t t0, int64_t t1)
     }
 }
 
+/* Whether rope_cache gives the same rotations under a and b. */
+static bool rope_same(const rope_params *a, const rope_params *b)
+{
+    return a->n_rot == b->n_rot && a->freq_base == b->freq_base &&
+           a->freq_scale == b->freq_scale && a->freq_factors == b->freq_factors;
+}
+
 void model_rope(loft_model *m, int32_t T, int32_t pos0, const rope_params *rp, float q_scale)
 {
     const model_hparams *hp = &m->hp;
-    rope_job jb = {m->kt, &m->s, hp, rp, pos0, q_scale};
+    model_scratch *s = &m->s;
+    /* every layer of a chunk rotates the same positions: the sines and
+     * cosines are computed once, by the first */
+    const bool fill = !(s->rope_T >= T && s->rope_pos0 == pos0 && rope_same(&s->rope_rp, rp));
+    rope_job jb = {m->kt, s, hp, rp, pos0, q_scale, fill};
     model_for_rows(m, T, (int64_t)(hp->n_head + hp->n_head_kv) * hp->head_dim, rope_rows, &jb);
+    if (fill) {
+        s->rope_pos0 = pos0;
+        s->rope_T = T;
+        s->rope_rp = *rp;
+    }
 }
 
 /* ---- cache store ---------------------------------------------------------- */
