@@ -151,8 +151,10 @@ build/fuzz/%: FUZZ_CFLAGS += -DLOFT_NO_ISA_KERNELS
 #   make test-neon    (needs gcc-aarch64-linux-gnu and qemu-user)
 AARCH64_CC ?= aarch64-linux-gnu-gcc
 A64_BUILD  := build/aarch64
-A64_SRCS   := $(LIB_SRCS) tests/test.c tests/unit/test_kernels.c
-A64_OBJS   := $(A64_SRCS:%.c=$(A64_BUILD)/obj/%.o)
+A64_TESTS  := test_kernels test_kernels_rows
+A64_LIB_OBJS := $(LIB_SRCS:%.c=$(A64_BUILD)/obj/%.o) $(A64_BUILD)/obj/tests/test.o
+# kept between runs (a pattern rule's prerequisites are otherwise deleted)
+.SECONDARY: $(A64_LIB_OBJS) $(A64_TESTS:%=$(A64_BUILD)/obj/tests/unit/%.o)
 
 $(A64_BUILD)/obj/src/kernels/neon.o: A64_ISA := -march=armv8.2-a+dotprod
 
@@ -160,13 +162,13 @@ $(A64_BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(AARCH64_CC) $(BASE_CFLAGS) -Itests -Wno-format-truncation $(A64_ISA) -MMD -MP -c $< -o $@
 
-$(A64_BUILD)/tests/test_kernels: $(A64_OBJS)
+$(A64_BUILD)/tests/%: $(A64_BUILD)/obj/tests/unit/%.o $(A64_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(AARCH64_CC) -static -o $@ $^ $(LDLIBS)
 
 .PHONY: test-neon
-test-neon: $(A64_BUILD)/tests/test_kernels
-	qemu-aarch64 -cpu max $<
+test-neon: $(A64_TESTS:%=$(A64_BUILD)/tests/%)
+	@for t in $^; do echo "== $$t"; qemu-aarch64 -cpu max $$t || exit 1; done
 
 -include $(shell find $(A64_BUILD)/obj -name '*.d' 2>/dev/null)
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/status.h"
+#include "kernels/kernels.h"
 #include "model/model.h"
 #include "quant/quant.h"
 
@@ -134,7 +135,8 @@ static size_t kv_row(const kv_cache *kv, int32_t il, int32_t pos, int32_t width)
     return ((size_t)il * (size_t)kv->n_ctx + (size_t)pos) * (size_t)width;
 }
 
-void kv_cache_store(kv_cache *kv, int32_t il, int32_t pos, const float *k, const float *v)
+void kv_cache_store(kv_cache *kv, const loft_kernels *kt, int32_t il, int32_t pos, const float *k,
+                    const float *v)
 {
     size_t ko = kv_row(kv, il, pos, kv->k_width);
     size_t vo = kv_row(kv, il, pos, kv->v_width);
@@ -145,8 +147,9 @@ void kv_cache_store(kv_cache *kv, int32_t il, int32_t pos, const float *k, const
     }
     uint16_t *kd = (uint16_t *)kv->k + ko;
     uint16_t *vd = (uint16_t *)kv->v + vo;
-    for (int32_t i = 0; i < kv->k_width; i++) kd[i] = loft_f32_to_f16(k[i]);
-    for (int32_t i = 0; i < kv->v_width; i++) vd[i] = loft_f32_to_f16(v[i]);
+    if (!kt) kt = kernels_get();
+    kt->f32_to_f16(kd, k, kv->k_width);
+    kt->f32_to_f16(vd, v, kv->v_width);
 }
 
 void kv_cache_layer_f32(kv_cache *kv, int32_t il, int32_t n_pos, const float **k, const float **v)

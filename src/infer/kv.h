@@ -16,6 +16,7 @@
 
 typedef struct kv_cache kv_cache;
 typedef struct loft_model loft_model;
+typedef struct loft_kernels loft_kernels;
 
 /* A cache of n_ctx positions for model m with F16 storage. n_ctx must be in
  * [1, 2^24]; an n_ctx above the model's training context is allowed (the
@@ -51,9 +52,12 @@ int32_t kv_cache_k_width(const kv_cache *kv); /* n_head_kv * head_dim */
 int32_t kv_cache_v_width(const kv_cache *kv); /* n_head_kv * head_dim_v */
 
 /* Stores the key row k (k_width floats) and value row v (v_width floats) of
- * layer il at position pos (< size), rounding to the storage type. Does not
- * change `used`; the caller commits with kv_cache_set_used. */
-void kv_cache_store(kv_cache *kv, int32_t il, int32_t pos, const float *k, const float *v);
+ * layer il at position pos (< size), rounding to the storage type (F16:
+ * kt->f32_to_f16, loft_f32_to_f16's bits in every set; kt NULL means
+ * kernels_get()). Does not change `used`; the caller commits with
+ * kv_cache_set_used. */
+void kv_cache_store(kv_cache *kv, const loft_kernels *kt, int32_t il, int32_t pos, const float *k,
+                    const float *v);
 
 /* The keys / values of layer il at positions 0..n_pos-1 as F32 rows,
  * (n_pos, k_width) and (n_pos, v_width). For F16 storage they are converted

@@ -173,6 +173,22 @@ typedef void (*kernels_attn_fn)(float *out, const float *q, int ng, const void *
 /* out[i] = act(gate[i]) * up[i] for n values; out may alias gate or up. */
 typedef void (*kernels_glu_fn)(float *out, const float *gate, const float *up, int64_t n);
 
+/* dst[i] = x[i] rounded to F16 for i < n, bit for bit what
+ * loft_f32_to_f16 gives: nearest, ties to even, overflow to infinity,
+ * subnormal halves exact, NaN keeping its sign and top 10 payload bits
+ * (never quieted, never infinity). */
+typedef void (*kernels_f16_row_fn)(uint16_t *dst, const float *x, int64_t n);
+
+/* RoPE in place on x: (n_heads, head_dim) by cs: n_rot floats, (cos, sin)
+ * of each of the n_rot / 2 pair angles (n_rot even, <= head_dim). Pair i
+ * is dims (2i, 2i + 1) for neox == 0 and (i, i + n_rot / 2) otherwise;
+ * dims from n_rot on are left as they are. Each pair (a, b) becomes
+ * (fma(a, c, -(b * s)), fma(a, s, b * c)): one product rounded, the other
+ * fused, as ggml's compiled rope rounds; every set gives these bits for
+ * every result that is not NaN. */
+typedef void (*kernels_rope_fn)(float *x, int32_t n_heads, int32_t head_dim, int32_t n_rot,
+                                int neox, const float *cs);
+
 enum {
     KERNELS_DOTB_FOURS = 1, /* dotb for the first T - T % 4 of T tokens */
     KERNELS_DOTB_FROM8 = 2, /* dotb for all T tokens when T >= 8 */
@@ -207,6 +223,8 @@ typedef struct loft_kernels {
      * x <= -10, x for x >= 10, else the kernels_gelu_f16_table entry of x
      * rounded to F16; the product with up in float. */
     kernels_glu_fn geglu_f16;
+    kernels_f16_row_fn f32_to_f16; /* the F16 cache store's rounding */
+    kernels_rope_fn rope;
 } loft_kernels;
 
 /* gelu of every F16 value (the index's bits), rounded to F16: ggml's

@@ -2,12 +2,13 @@
  * neon.c - the AArch64 NEON kernel set: activation quantization to 8-bit
  * blocks, and dot products for F32, F16, Q4_0, Q4_1 and Q8_0 weights
  * (SDOT when the compiler targets the dot-product extension, widening
- * multiplies otherwise). Other types keep the ref entries. Compiles to
- * nothing on other architectures.
+ * multiplies otherwise), the F16 row conversion and rope. Other entries
+ * keep the ref ones. Compiles to nothing on other architectures.
  */
 #if defined(__aarch64__)
 
 #include <arm_neon.h>
+#include <math.h>
 #include <string.h>
 
 #include "kernels/kernels.h"
@@ -224,6 +225,66 @@ static void kn_dot_q8_0(int64_t n, const void *w, const void *x, size_t xs, int 
     KN_SWITCH(KN_Q8_0_BODY, n, w, x, xs, nx, out);
 }
 
+/* ---- per-token steps of a forward pass ------------------------------------ */
+
+/* loft_kernels.f32_to_f16: the FCVTN conversion (nearest even under the
+ * default FPCR, overflow to infinity, exact subnormals: loft_f32_to_f16's
+ * bits) 4 lanes at a time; a group with a NaN lane is redone by
+ * loft_f32_to_f16, since the hardware quiets a signalling NaN that loft
+ * keeps as it is. */
+static void kn_f32_to_f16(uint16_t *dst, const float *x, int64_t n)
+{
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const float32x4_t v = vld1q_f32(x + i);
+        vst1_u16(dst + i, vreinterpret_u16_f16(vcvt_f16_f32(v)));
+        if (vmaxvq_u32(vmvnq_u32(vceqq_f32(v, v))))
+            for (int k = 0; k < 4; k++) dst[i + k] = loft_f32_to_f16(x[i + k]);
+    }
+    for (; i < n; i++) dst[i] = loft_f32_to_f16(x[i]);
+}
+
+/* One pair (a, b) rotated by (c, s): (fma(a, c, -(b s)), fma(a, s, b c)). */
+KN_INLINE void kn_rope4(float32x4_t *a, float32x4_t *b, float32x4_t c, float32x4_t s)
+{
+    const float32x4_t x0 = *a, x1 = *b;
+    *a = vfmaq_f32(vnegq_f32(vmulq_f32(x1, s)), x0, c);
+    *b = vfmaq_f32(vmulq_f32(x1, c), x0, s);
+}
+
+/* loft_kernels.rope, 4 pairs per step: LD2 splits adjacent pairs (and the
+ * cosines from the sines), so both styles are the same lane arithmetic. */
+static void kn_rope(float *x, int32_t n_heads, int32_t head_dim, int32_t n_rot, int neox,
+                    const float *cs)
+{
+    const int32_t half = n_rot / 2;
+    int32_t i = 0;
+    for (; i + 4 <= half; i += 4) {
+        const float32x4x2_t w = vld2q_f32(cs + 2 * i);
+        for (int32_t h = 0; h < n_heads; h++) {
+            float *xh = x + (size_t)h * (size_t)head_dim;
+            if (neox) {
+                float32x4_t a = vld1q_f32(xh + i), b = vld1q_f32(xh + i + half);
+                kn_rope4(&a, &b, w.val[0], w.val[1]);
+                vst1q_f32(xh + i, a);
+                vst1q_f32(xh + i + half, b);
+            } else {
+                float32x4x2_t v = vld2q_f32(xh + 2 * i);
+                kn_rope4(&v.val[0], &v.val[1], w.val[0], w.val[1]);
+                vst2q_f32(xh + 2 * i, v);
+            }
+        }
+    }
+    for (int32_t h = 0; h < n_heads; h++)
+        for (int32_t k = i; k < half; k++) {
+            float *xh = x + (size_t)h * (size_t)head_dim;
+            float *pa = neox ? xh + k : xh + 2 * k, *pb = neox ? xh + k + half : xh + 2 * k + 1;
+            const float c = cs[2 * k], sn = cs[2 * k + 1], x0 = *pa, x1 = *pb;
+            *pa = fmaf(x0, c, -(x1 * sn));
+            *pb = fmaf(x0, sn, x1 * c);
+        }
+}
+
 void kernels_fill_neon(loft_kernels *kt)
 {
     kt->name = "neon";
@@ -234,6 +295,8 @@ void kernels_fill_neon(loft_kernels *kt)
     kt->dot[LOFT_TYPE_Q4_0] = kn_dot_q4_0;
     kt->dot[LOFT_TYPE_Q4_1] = kn_dot_q4_1;
     kt->dot[LOFT_TYPE_Q8_0] = kn_dot_q8_0;
+    kt->f32_to_f16 = kn_f32_to_f16;
+    kt->rope = kn_rope;
 }
 
 #else

@@ -389,6 +389,31 @@ static void ref_geglu_f16(float *out, const float *gate, const float *up, int64_
     }
 }
 
+/* ---- per-token steps of a forward pass ------------------------------------ */
+
+static void ref_f32_to_f16(uint16_t *dst, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) dst[i] = loft_f32_to_f16(x[i]);
+}
+
+/* rope_apply of layers.c, the oracle of every set's rope. */
+static void ref_rope(float *x, int32_t n_heads, int32_t head_dim, int32_t n_rot, int neox,
+                     const float *cs)
+{
+    const int32_t half = n_rot / 2;
+    for (int32_t h = 0; h < n_heads; h++) {
+        float *xh = x + (size_t)h * (size_t)head_dim;
+        for (int32_t i0 = 0; i0 < n_rot; i0 += 2) {
+            const float c = cs[i0], s = cs[i0 + 1];
+            const int32_t a = neox ? i0 / 2 : i0;
+            const int32_t b = neox ? i0 / 2 + half : i0 + 1;
+            const float x0 = xh[a], x1 = xh[b];
+            xh[a] = fmaf(x0, c, -(x1 * s));
+            xh[b] = fmaf(x0, s, x1 * c);
+        }
+    }
+}
+
 void kernels_fill_ref(loft_kernels *kt)
 {
     memset(kt, 0, sizeof *kt);
@@ -412,4 +437,6 @@ void kernels_fill_ref(loft_kernels *kt)
     kt->swiglu = ref_swiglu;
     kt->geglu = ref_geglu;
     kt->geglu_f16 = ref_geglu_f16;
+    kt->f32_to_f16 = ref_f32_to_f16;
+    kt->rope = ref_rope;
 }

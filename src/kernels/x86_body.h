@@ -85,79 +85,6 @@ KX_INLINE __m256i kx_load(const void *p)
         }                                                                                          \
     } while (0)
 
-/* ---- activation quantization ------------------------------------------- */
-
-/* Rounds 32 floats times id to int8 (nearest, ties to even) into q and
- * returns their sum. */
-KX_INLINE int32_t kx_round32(const float *x, __m256 id, int8_t *q)
-{
-    const __m256i a = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x), id));
-    const __m256i b = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8), id));
-    const __m256i c = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 16), id));
-    const __m256i d = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 24), id));
-    const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
-    const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-    _mm256_storeu_si256((__m256i *)q, _mm256_permutevar8x32_epi32(p, perm));
-    const __m256i s = _mm256_add_epi32(_mm256_add_epi32(a, b), _mm256_add_epi32(c, d));
-    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
-    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xB1));
-    return _mm_cvtsi128_si32(h);
-}
-
-KX_INLINE __m256 kx_absmax8(__m256 m, const float *x)
-{
-    const __m256 sign = _mm256_set1_ps(-0.0f);
-    return _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x)));
-}
-
-KX_INLINE float kx_hmax(__m256 v)
-{
-    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-    m = _mm_max_ss(m, _mm_movehdup_ps(m));
-    return _mm_cvtss_f32(m);
-}
-
-static void kx_quantize_q8(const float *x, void *y, int64_t n)
-{
-    kernels_q8 *b = y;
-    for (int64_t i = 0; i < n / 32; i++, x += 32) {
-        __m256 m = _mm256_setzero_ps();
-        for (int k = 0; k < 32; k += 8) m = kx_absmax8(m, x + k);
-        const float amax = kx_hmax(m);
-        const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
-        b[i].sum = kx_round32(x, _mm256_set1_ps(id), b[i].qs);
-        /* F16 scale and scaled sum, as ggml's Q8_0 / Q8_1 (see ref.c). */
-        const float d = amax / 127.0f;
-        b[i].d = loft_f16_to_f32(loft_f32_to_f16(d));
-        b[i].s = loft_f16_to_f32(loft_f32_to_f16(d * (float)b[i].sum));
-    }
-}
-
-static void kx_quantize_q8k(const float *x, void *y, int64_t n)
-{
-    kernels_q8k *b = y;
-    for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
-        __m256 m = _mm256_setzero_ps();
-        for (int k = 0; k < QK_K; k += 8) m = kx_absmax8(m, x + k);
-        const float amax = kx_hmax(m);
-        const float ids = amax > 0.0f ? 127.0f / amax : 0.0f;
-        const __m256 id = _mm256_set1_ps(ids);
-        for (int k = 0; k < QK_K; k += 32) kx_round32(x + k, id, b[i].qs + k);
-        for (int g = 0; g < 16; g++) {
-            /* sign-extend and sum 16 int8 values */
-            const __m256i v = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b[i].qs + 16 * g)));
-            const __m256i s32 = _mm256_madd_epi16(v, _mm256_set1_epi16(1));
-            __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
-            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4E));
-            h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xB1));
-            b[i].bsums[g] = (int16_t)_mm_cvtsi128_si32(h);
-        }
-        b[i].d = amax > 0.0f ? 1.0f / ids : 0.0f; /* as ggml's Q8_K (see ref.c) */
-    }
-}
-
 /* ---- float weights: 16 values per step, two accumulators per token ----- */
 
 enum { KX_W_F32, KX_W_F16, KX_W_BF16 };
@@ -776,6 +703,7 @@ static void kx_dotb_q6_k(int64_t n, const void *w, const void *x, size_t xs, int
     KX_NX_SWITCH(KX_Q6_K_TILED_BODY, n, w, x, xs, nx, out);
 }
 
+#include "kernels/x86_rows.h"
 #include "kernels/x86_ops.h"
 
 void KX_FILL(loft_kernels *kt)
@@ -804,6 +732,8 @@ void KX_FILL(loft_kernels *kt)
     kt->swiglu = kx_swiglu;
     kt->geglu = kx_geglu;
     kt->geglu_f16 = kx_geglu_f16;
+    kt->f32_to_f16 = kx_f32_to_f16;
+    kt->rope = kx_rope;
 #if KX_EXTRA_FILL
     kx_extra_fill(kt);
 #endif

@@ -187,4 +187,3 @@ static void kx_geglu_f16(float *out, const float *gate, const float *up, int64_t
                               : _cvtsh_ss(tab[_cvtss_sh(g, _MM_FROUND_TO_NEAREST_INT)]) * up[i];
     }
 }
-

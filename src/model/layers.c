@@ -47,17 +47,54 @@ void add_bias(float *x, const float *b, int64_t T, int64_t n)
 
 /* ---- normalization ----------------------------------------------------- */
 
+/* Rows whose sums of squares run side by side. Each row's sum is still
+ * one chain of double adds in index order (the bits do not change), but
+ * one chain alone waits on every add's latency; eight keep the adder busy. */
+#define RMSNORM_ROWS 8
+
+/* o = xr * (1 / sqrt(sum / n + eps)) (* w), sum the row's sum of squares.
+ * o may be xr. Four values are read before any is written, so the
+ * compiler may do them as vector products (same roundings) without
+ * proving that o and xr do not overlap. */
+static void rmsnorm_scale_row(float *o, const float *xr, const float *w, int64_t n, double sum,
+                              float eps)
+{
+    const float mean = (float)(sum / (double)n);
+    const float s = 1.0f / sqrtf(mean + eps);
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float v[4], g[4] = {1.0f, 1.0f, 1.0f, 1.0f};
+        memcpy(v, xr + i, sizeof v);
+        if (w) memcpy(g, w + i, sizeof g);
+        _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) v[k] *= s;
+        if (w) _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) v[k] *= g[k];
+        memcpy(o + i, v, sizeof v);
+    }
+    for (; i < n; i++) o[i] = w ? (xr[i] * s) * w[i] : xr[i] * s;
+}
+
 void rmsnorm_forward(float *out, const float *x, const float *w, int64_t T, int64_t n, float eps)
 {
-    for (int64_t t = 0; t < T; t++) {
+    int64_t t = 0;
+    /* Squares summed in double, as ggml does, so long rows lose nothing. */
+    for (; t + RMSNORM_ROWS <= T; t += RMSNORM_ROWS) {
         const float *xr = x + t * n;
-        float *o = out + t * n;
-        /* Squares summed in double, as ggml does, so long rows lose nothing. */
+        double sum[RMSNORM_ROWS] = {0};
+        for (int64_t i = 0; i < n; i++) {
+            _Pragma("GCC unroll 8") for (int r = 0; r < RMSNORM_ROWS; r++)
+            {
+                const float v = xr[r * n + i];
+                sum[r] += (double)(v * v);
+            }
+        }
+        for (int r = 0; r < RMSNORM_ROWS; r++)
+            rmsnorm_scale_row(out + (t + r) * n, xr + r * n, w, n, sum[r], eps);
+    }
+    for (; t < T; t++) {
+        const float *xr = x + t * n;
         double sum = 0.0;
         for (int64_t i = 0; i < n; i++) sum += (double)(xr[i] * xr[i]);
-        const float mean = (float)(sum / (double)n);
-        const float s = 1.0f / sqrtf(mean + eps);
-        for (int64_t i = 0; i < n; i++) o[i] = w ? (xr[i] * s) * w[i] : xr[i] * s;
+        rmsnorm_scale_row(out + t * n, xr, w, n, sum, eps);
     }
 }
 

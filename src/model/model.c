@@ -618,7 +618,17 @@ loft_code model_forward(loft_model *m, kv_cache *kv, const int32_t *tokens, int3
 
 void model_add_rows(float *x, const float *y, int64_t n)
 {
-    for (int64_t i = 0; i < n; i++) x[i] += y[i];
+    /* four values read before any is written: the compiler may add them as
+     * one vector without proving that x and y do not overlap */
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float a[4], b[4];
+        memcpy(a, x + i, sizeof a);
+        memcpy(b, y + i, sizeof b);
+        _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) a[k] += b[k];
+        memcpy(x + i, a, sizeof a);
+    }
+    for (; i < n; i++) x[i] += y[i];
 }
 
 void model_set_adapter(loft_model *m, model_adapter_fn fn, void *ctx)

@@ -41,6 +41,11 @@ typedef struct model_scratch {
     float *up;     /* (CHUNK, n_ff) */
     float *row;    /* max input width: one dequantized weight row */
     float *rope;   /* (CHUNK, n_rot): each token's cos/sin (model_rope) */
+    /* What rope holds: the rotations of positions rope_pos0 .. + rope_T - 1
+     * under rope_rp (rope_T 0: nothing yet). The layers of one chunk share
+     * them unless their rope parameters differ. */
+    int32_t rope_pos0, rope_T;
+    rope_params rope_rp;
     float *scores; /* n_scores floats: attention scratch (kernels_attention_scratch) */
     size_t n_scores;
     void *xq;        /* (CHUNK, widest) activations in a weight type's format */
@@ -156,8 +161,9 @@ void model_rmsnorm(loft_model *m, float *out, const float *x, const float *w, in
                    int64_t n, float eps);
 
 /* Rope on s.q and s.k for T tokens at positions pos0.., the per-token
- * cos/sin in s.rope (T, n_rot); the queries are then multiplied by
- * q_scale unless it is 1. */
+ * cos/sin in s.rope (T, n_rot), computed unless s.rope already holds
+ * those positions under the same parameters; the queries are then
+ * multiplied by q_scale unless it is 1. */
 void model_rope(loft_model *m, int32_t T, int32_t pos0, const rope_params *rp, float q_scale);
 
 /* kv_cache_store of s.k / s.v for T tokens at positions pos0.. of layer il */

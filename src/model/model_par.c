@@ -65,41 +65,63 @@ void model_rmsnorm(loft_model *m, float *out, const float *x, const float *w, in
 /* ---- rope --------------------------------------------------------------- */
 
 typedef struct rope_job {
+    const loft_kernels *kt;
     model_scratch *s;
     const model_hparams *hp;
     const rope_params *rp;
     int32_t pos0;
     float q_scale;
+    bool fill; /* compute the rotations into s->rope (else they are there) */
 } rope_job;
 
 static void rope_rows(void *arg, int64_t t0, int64_t t1)
 {
     const rope_job *jb = arg;
     const model_hparams *hp = jb->hp;
+    const loft_kernels *kt = jb->kt;
     const size_t qd = (size_t)hp->n_head * (size_t)hp->head_dim;
     const size_t kd = (size_t)hp->n_head_kv * (size_t)hp->head_dim;
     for (int64_t t = t0; t < t1; t++) {
         float *cs = jb->s->rope + (size_t)t * (size_t)hp->n_rot;
         float *q = jb->s->q + (size_t)t * qd;
-        rope_cache(cs, jb->pos0 + (int32_t)t, jb->rp);
-        rope_apply(q, hp->n_head, hp->head_dim, cs, jb->rp);
-        rope_apply(jb->s->k + (size_t)t * kd, hp->n_head_kv, hp->head_dim, cs, jb->rp);
+        if (jb->fill) rope_cache(cs, jb->pos0 + (int32_t)t, jb->rp);
+        /* rope_apply's bits, vectorized */
+        kt->rope(q, hp->n_head, hp->head_dim, jb->rp->n_rot, jb->rp->neox, cs);
+        kt->rope(jb->s->k + (size_t)t * kd, hp->n_head_kv, hp->head_dim, jb->rp->n_rot,
+                 jb->rp->neox, cs);
         if (jb->q_scale != 1.0f)
             for (size_t i = 0; i < qd; i++) q[i] *= jb->q_scale;
     }
 }
 
+/* Whether rope_cache gives the same rotations under a and b. */
+static bool rope_same(const rope_params *a, const rope_params *b)
+{
+    return a->n_rot == b->n_rot && a->freq_base == b->freq_base &&
+           a->freq_scale == b->freq_scale && a->freq_factors == b->freq_factors;
+}
+
 void model_rope(loft_model *m, int32_t T, int32_t pos0, const rope_params *rp, float q_scale)
 {
     const model_hparams *hp = &m->hp;
-    rope_job jb = {&m->s, hp, rp, pos0, q_scale};
+    model_scratch *s = &m->s;
+    /* every layer of a chunk rotates the same positions: the sines and
+     * cosines are computed once, by the first */
+    const bool fill = !(s->rope_T >= T && s->rope_pos0 == pos0 && rope_same(&s->rope_rp, rp));
+    rope_job jb = {m->kt, s, hp, rp, pos0, q_scale, fill};
     model_for_rows(m, T, (int64_t)(hp->n_head + hp->n_head_kv) * hp->head_dim, rope_rows, &jb);
+    if (fill) {
+        s->rope_pos0 = pos0;
+        s->rope_T = T;
+        s->rope_rp = *rp;
+    }
 }
 
 /* ---- cache store ---------------------------------------------------------- */
 
 typedef struct store_job {
     kv_cache *kv;
+    const loft_kernels *kt;
     const float *k, *v;
     int32_t il, pos0;
     size_t kd, vd;
@@ -109,7 +131,7 @@ static void store_rows(void *arg, int64_t t0, int64_t t1)
 {
     const store_job *jb = arg;
     for (int64_t t = t0; t < t1; t++)
-        kv_cache_store(jb->kv, jb->il, jb->pos0 + (int32_t)t, jb->k + (size_t)t * jb->kd,
+        kv_cache_store(jb->kv, jb->kt, jb->il, jb->pos0 + (int32_t)t, jb->k + (size_t)t * jb->kd,
                        jb->v + (size_t)t * jb->vd);
 }
 
@@ -118,7 +140,7 @@ void model_kv_store(loft_model *m, kv_cache *kv, int32_t il, int32_t T, int32_t 
     const model_hparams *hp = &m->hp;
     const size_t kd = (size_t)hp->n_head_kv * (size_t)hp->head_dim;
     const size_t vd = (size_t)hp->n_head_kv * (size_t)hp->head_dim_v;
-    store_job jb = {kv, m->s.k, m->s.v, il, pos0, kd, vd};
+    store_job jb = {kv, m->kt, m->s.k, m->s.v, il, pos0, kd, vd};
     model_for_rows(m, T, (int64_t)(kd + vd), store_rows, &jb);
 }
 
