@@ -4,6 +4,7 @@
  * of tests/golden/qwen/ and on broken copies of them written here.
  */
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,11 +101,26 @@ static void test_hparams_of_tiny_models(void)
     CHECK(hp->head_dim == 32 && hp->n_rot == 32 && hp->n_ff == 128 && hp->n_vocab == 256);
     CHECK(!hp->tied_output && hp->rope_freq_base == 1000000.0f && hp->sliding_window == 0);
     CHECK(fabsf(hp->attn_scale - 1.0f / sqrtf(32.0f)) < 1e-7f);
-    /* Weights are views into the mapping, not copies. */
+    /* The matrices are copied into 2 MiB pages at load (model_pack.c),
+     * byte for byte; the embedding table (untied) stays a view into the
+     * mapping. */
     const gguf_file *g = model_gguf(m);
-    CHECK(m->layers[1].wq.data == gguf_find_tensor(g, "blk.1.attn_q.weight")->data);
+    const model_weight *wq = &m->layers[1].wq;
+    const void *file_wq = gguf_find_tensor(g, "blk.1.attn_q.weight")->data;
+    const bool wq_mapped = (const uint8_t *)wq->data >= g->map &&
+                           (const uint8_t *)wq->data < g->map + g->file_size;
+    CHECK(!wq_mapped && wq->data != file_wq);
+    CHECK(memcmp(wq->data, file_wq, wq->row_bytes * (size_t)wq->n_out) == 0);
     CHECK((const uint8_t *)m->tok_embd.data >= g->map &&
           (const uint8_t *)m->tok_embd.data < g->map + g->file_size);
+    model_free(m);
+
+    /* LOFT_MMAP=1: the unpacked matrices stay views into the mapping. */
+    setenv("LOFT_MMAP", "1", 1);
+    CHECKF(model_load(&m, tiny("qwen3"), &st) == LOFT_OK, "%s", st.msg);
+    unsetenv("LOFT_MMAP");
+    g = model_gguf(m);
+    CHECK(m->layers[1].wq.data == gguf_find_tensor(g, "blk.1.attn_q.weight")->data);
     model_free(m);
 
     CHECKF(model_load(&m, tiny("gemma3"), &st) == LOFT_OK, "%s", st.msg);
