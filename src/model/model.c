@@ -426,6 +426,7 @@ void model_free(loft_model *m)
     free(m->layers);
     free(m->layer_swa);
     free(m->packed);
+    free(m->vectors);
     gguf_close(m->gguf);
     free(m);
 }

@@ -74,6 +74,7 @@ struct loft_model {
     bool f32_act;           /* matmuls take F32 activations (model_set_f32_activations) */
     float *rows;            /* (threads, widest) dequantized weight rows for f32_act */
     void *packed;           /* the packed copies of weights (model_pack_weights), or NULL */
+    void *vectors;          /* heap copies of the norm / bias vectors (model_pack_weights), or NULL */
     int64_t widest;         /* widest matmul input */
     model_forward_fn forward;
     model_adapter_fn adapter; /* optional LoRA hook (model_set_adapter) */
