@@ -290,7 +290,6 @@ static void tokens_init(void)
 {
     tokens_avx512 = strcmp(kernels_get()->name, "avx512") == 0;
 }
-#endif
 
 /* The shapes the several-token body takes; the others go token by token. */
 static bool tokens_shape_ok(int nt, int ng, const kernels_attn *as)
@@ -299,6 +298,7 @@ static bool tokens_shape_ok(int nt, int ng, const kernels_attn *as)
            as->f16_products == KERNELS_ATTN_GGML_BATCH && as->head_dim % LANES == 0 &&
            as->head_dim > 0 && as->head_dim <= KERNELS_ATTN_GGML_MAX_HD && as->head_dim_v > 0;
 }
+#endif
 
 void kernels_attn_tokens_ggml(float *out, size_t out_stride, const float *q, size_t q_stride,
                               int nt, int ng, const void *K, size_t k_stride, const void *V,

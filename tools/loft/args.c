@@ -237,9 +237,10 @@ int args_parse(loft_args *a, const char *cmd, int argc, char **argv)
                            arg, "");
         } else if (is(arg, "-c", "--ctx-size"))
             rc = int_flag(a, arg, v, 1, ARGS_MAX_CTX, &a->n_ctx);
-        else if (is(arg, "-t", "--threads") || is(arg, "-tb", "--threads-batch"))
+        else if (is(arg, "-t", "--threads") || is(arg, "-tb", "--threads-batch")) {
             rc = int_flag(a, arg, v, -1, THREADPOOL_MAX_THREADS, &a->n_threads);
-        else if (is(arg, "-s", "--seed")) {
+            if (a->n_threads < 0) a->n_threads = 0; /* -1, as in llama.cpp: one per CPU */
+        } else if (is(arg, "-s", "--seed")) {
             int64_t x;
             if (!parse_i64(v, &x) || x < -1 || x > (int64_t)UINT32_MAX)
                 return bad(a, "%s expects -1 or an integer 0..4294967295, got '%s'", arg, v);
