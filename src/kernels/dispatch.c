@@ -293,15 +293,6 @@ static void kd_matmul_part(void *arg, int ith, int nth)
     }
 }
 
-void kernels_matmul_xq(const loft_kernels *kt, threadpool *pool, float *y, const void *xq,
-                       size_t x_row_bytes, int64_t T, const kernels_weight *w)
-{
-    kd_matmul_job jb = {kt, y, xq, x_row_bytes, T, w};
-    if (T * w->n_out * w->n_in < 4096 || threadpool_size(pool) == 1)
-        kd_matmul_part(&jb, 0, 1);
-    else
-        threadpool_run(pool, kd_matmul_part, &jb);
-}
 
 typedef struct kd_many_job {
     const loft_kernels *kt;
@@ -324,11 +315,18 @@ void kernels_matmul_xq_many(const loft_kernels *kt, threadpool *pool, int n,
 {
     int64_t work = 0;
     for (int i = 0; i < n; i++) work += items[i].T * items[i].w.n_out * items[i].w.n_in;
-    const kd_many_job jb = {kt, n, items};
+    kd_many_job jb = {kt, n, items};
     if (work < 4096 || threadpool_size(pool) == 1)
-        kd_many_part((void *)&jb, 0, 1);
+        kd_many_part(&jb, 0, 1);
     else
-        threadpool_run(pool, kd_many_part, (void *)&jb);
+        threadpool_run(pool, kd_many_part, &jb);
+}
+
+void kernels_matmul_xq(const loft_kernels *kt, threadpool *pool, float *y, const void *xq,
+                       size_t x_row_bytes, int64_t T, const kernels_weight *w)
+{
+    const kernels_matmul_item one = {y, xq, x_row_bytes, T, *w};
+    kernels_matmul_xq_many(kt, pool, 1, &one);
 }
 
 typedef struct kd_f32_job {

@@ -51,9 +51,6 @@ struct trainer {
     float *dx, *dxn, *dq, *dk, *dv, *datt, *dgate, *dup, *dh, *du, *dsel, *att_scr;
     float *rope_cs;
     float *wscratch;    /* n_threads * fgemm_w_scratch(max_in) floats */
-    float *fwd_tmp;     /* n_threads * fwd_tmp_per floats (proj_forward_multi) */
-    size_t fwd_tmp_per; /* max_tokens * (max_out + 1) */
-    int64_t max_out;    /* widest output of a block's matrices */
     float *lora_scr;    /* lora_mm scratch for the largest adapted module */
     size_t att_scr_per; /* attn_mm scratch floats per thread (att_scr) */
     void *xq;           /* kernels_matmul activation scratch */
@@ -119,55 +116,24 @@ static void proj_forward(trainer *tr, float *y, const float *x, const model_weig
                         drop_of(tr, lm, &d), tr->lora_scr);
 }
 
-/* Frozen products of several weights that share the input x (q, k, v;
- * gate, up) in one hand-off to the pool: x is quantized once, each thread
- * takes its rows of every weight (cut at even rows, as kernels_matmul_xq
- * cuts them, so its two-row products pair the same rows) into tmp, then
- * copies them into place. Same bits as one kernels_matmul per weight. */
-typedef struct fwdq_job {
-    const loft_kernels *kt;
-    int n;
-    const model_weight *const *ws;
-    float *const *ys;
-    const void *xq;
-    size_t x_row_bytes;
-    int64_t T;
-    float *tmp;
-    size_t tmp_per;
-} fwdq_job;
-
-static void fwdq_worker(void *p, int ith, int nth)
-{
-    const fwdq_job *j = p;
-    float *tmp = j->tmp + (size_t)ith * j->tmp_per;
-    for (int i = 0; i < j->n; i++) {
-        const model_weight *w = j->ws[i];
-        const int64_t pairs = (w->n_out + 1) / 2;
-        const int64_t r0 = pairs * ith / nth * 2;
-        const int64_t r1e = pairs * (ith + 1) / nth * 2, r1 = r1e < w->n_out ? r1e : w->n_out;
-        if (r0 >= r1) continue;
-        const int64_t nr = r1 - r0;
-        const kernels_weight kw = {(const uint8_t *)w->data + (size_t)r0 * w->row_bytes, w->type,
-                                   w->n_in, nr, w->row_bytes, NULL};
-        kernels_matmul_xq(j->kt, NULL, tmp, j->xq, j->x_row_bytes, j->T, &kw);
-        for (int64_t t = 0; t < j->T; t++)
-            memcpy(j->ys[i] + t * w->n_out + r0, tmp + t * nr, (size_t)nr * sizeof(float));
-    }
-}
+/* Products proj_forward_multi shares one quantized input among (q, k, v). */
+#define TRAINER_MULTI_MAX 3
 
 /* ys[i]: (T, ws[i].n_out) = x W_i^T for i < n, then each adapted module's
- * LoRA term (us[i] saved). Falls back to one proj_forward per weight where
+ * LoRA term (us[i] saved). x is quantized once and the products go to the
+ * pool as one job (kernels_matmul_xq_many): the same bits as one
+ * kernels_matmul per weight. Falls back to one proj_forward per weight where
  * the shared path does not apply (exact mode, F32 weights, activation
  * formats that differ). */
 static void proj_forward_multi(trainer *tr, int n, const model_weight *const *ws, float *const *ys,
                                const float *x, int64_t T, const lora_module *const *lms,
                                float *const *us)
 {
-    bool shared = !tr->cfg.exact_matmul;
+    bool shared = !tr->cfg.exact_matmul && n <= TRAINER_MULTI_MAX;
     for (int i = 0; i < n && shared; i++)
         shared = ws[i]->type != LOFT_TYPE_F32 &&
                  kernels_x_format(ws[i]->type) == kernels_x_format(ws[0]->type) &&
-                 ws[i]->n_in == ws[0]->n_in && ws[i]->n_out <= tr->max_out;
+                 ws[i]->n_in == ws[0]->n_in;
     if (!shared) {
         for (int i = 0; i < n; i++)
             proj_forward(tr, ys[i], x, ws[i], T, lms[i], us[i]);
@@ -175,16 +141,15 @@ static void proj_forward_multi(trainer *tr, int n, const model_weight *const *ws
     }
     const size_t rs = kernels_x_row_size(ws[0]->type, ws[0]->n_in);
     kernels_quantize_x(tr->kt, ws[0]->type, x, T, ws[0]->n_in, tr->xq);
-    fwdq_job j = {.kt = tr->kt,
-                  .n = n,
-                  .ws = ws,
-                  .ys = ys,
-                  .xq = tr->xq,
-                  .x_row_bytes = rs,
-                  .T = T,
-                  .tmp = tr->fwd_tmp,
-                  .tmp_per = tr->fwd_tmp_per};
-    threadpool_run(tr->pool, fwdq_worker, &j);
+    /* one hand-off to the pool for all of them; the rows as they are in
+     * the file (no packed layout), as proj_forward multiplies them */
+    kernels_matmul_item items[TRAINER_MULTI_MAX];
+    for (int i = 0; i < n; i++)
+        items[i] = (kernels_matmul_item){
+            ys[i], tr->xq, rs, T,
+            (kernels_weight){ws[i]->data, ws[i]->type, ws[i]->n_in, ws[i]->n_out, ws[i]->row_bytes,
+                             NULL}};
+    kernels_matmul_xq_many(tr->kt, tr->pool, n, items);
     lora_dropout d;
     for (int i = 0; i < n; i++)
         if (lms[i])
@@ -444,8 +409,6 @@ loft_code trainer_init(trainer **out, loft_model *m, lora_set *lora, const train
         goto fail;
     }
     tr->max_in = pl.max_in;
-    tr->max_out = pl.max_out;
-    tr->fwd_tmp_per = pl.fwd_tmp_per;
     tr->att_scr_per = pl.att_scr_per;
     tr->arena_floats = pl.total;
     tr->arena = malloc(pl.total * sizeof(float));
@@ -509,7 +472,6 @@ loft_code trainer_init(trainer **out, loft_model *m, lora_set *lora, const train
     tr->att_scr = take(&cur, (size_t)cfg->n_threads * tr->att_scr_per);
     tr->rope_cs = take(&cur, (size_t)hp->n_rot + 2);
     tr->wscratch = take(&cur, (size_t)cfg->n_threads * pl.wscr);
-    tr->fwd_tmp = take(&cur, (size_t)cfg->n_threads * tr->fwd_tmp_per);
     tr->lora_scr = take(&cur, lscr);
 
     /* Every frozen matrix must be readable; size the 8-bit activation

@@ -41,11 +41,7 @@ bool trainer_plan_arena(const model_hparams *hp, size_t r, size_t lscr, const tr
          add_size(&p->total, 1, (size_t)hp->n_rot + 2);
     p->max_in = hp->n_ff > hp->n_embd ? hp->n_ff : hp->n_embd;
     if ((int64_t)qd > p->max_in) p->max_in = (int64_t)qd;
-    p->max_out = p->max_in;
     p->wscr = fgemm_w_scratch(p->max_in);
-    ok = ok && (size_t)p->max_out + 1 <= SIZE_MAX / sizeof(float) / T;
-    p->fwd_tmp_per = ok ? T * ((size_t)p->max_out + 1) : 0;
-    ok = ok && add_size(&p->total, (size_t)cfg->n_threads, p->fwd_tmp_per);
     ok = ok && p->wscr > 0 && add_size(&p->total, (size_t)cfg->n_threads, p->wscr) &&
          add_size(&p->total, 1, lscr);
     const attn_shape as_max = {.n_head = hp->n_head,

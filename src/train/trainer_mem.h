@@ -20,8 +20,8 @@
 
 typedef struct trainer_arena_plan {
     size_t total;                          /* floats in all */
-    size_t wscr, fwd_tmp_per, att_scr_per; /* floats per thread */
-    int64_t max_in, max_out;               /* widest input / output of a block matrix */
+    size_t wscr, att_scr_per; /* floats per thread */
+    int64_t max_in;           /* widest input of a block matrix */
 } trainer_arena_plan;
 
 /* Fills p for hp and cfg with LoRA rank r (0 without LoRA) and lscr floats
